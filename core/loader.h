@@ -1,0 +1,82 @@
+/* core/loader.h — finding, checking and loading provider plugins (libltdl),
+ * and creating provider instances from configuration.
+ *
+ * Search path, in order: directories from configuration (plugins.path),
+ * then $PROZSEC_PLUGIN_PATH (colon-separated), then the built-in
+ * PZ_PLUGINDIR ($(libdir)/prozsec/plugins). A provider named NAME is the
+ * file NAME.so in the first directory that has one.
+ *
+ * libltdl is used with local + resident advice and every lt_* call is made
+ * under one process-wide mutex (libltdl's error string is global). Plugins
+ * are never unloaded. Thread-safe.
+ */
+#ifndef PZ_CORE_LOADER_H
+#define PZ_CORE_LOADER_H
+
+#include <stddef.h>
+
+#include <prozsec/plugin.h>
+
+typedef struct pz_loader pz_loader;
+typedef struct pz_plugin pz_plugin;     /* a loaded, checked plugin; lives until exit */
+typedef struct pz_provider pz_provider; /* one configured instance of a provider */
+
+/* Refusal reasons; each has its own message (see pz_loader_load_file). */
+typedef enum pz_load_refusal {
+    PZ_REFUSE_NONE = 0,
+    PZ_REFUSE_NOT_REGULAR,    /* not a regular file */
+    PZ_REFUSE_WRITABLE,       /* writable by group or others */
+    PZ_REFUSE_OPEN,           /* lt_dlopen failed (libltdl's error + hint) */
+    PZ_REFUSE_NO_ENTRY,       /* pz_plugin_entry_v1 missing */
+    PZ_REFUSE_ABI_MAJOR,      /* descriptor ABI major differs */
+    PZ_REFUSE_ABI_MINOR,      /* descriptor ABI minor newer than the core's */
+    PZ_REFUSE_MALFORMED,      /* short struct_size, NULL mandatory field, bad name/kind */
+    PZ_REFUSE_DUPLICATE,      /* provider name already taken by another file */
+    PZ_REFUSE_INIT,           /* descriptor init() failed */
+} pz_load_refusal;
+
+/* Create a loader whose search path starts with the N_DIRS directories
+ * DIRS (may be NULL/0). Returns 0 or PZ_ENOMEM. */
+int pz_loader_new(const char *const *dirs, size_t n_dirs, pz_loader **out, pz_err *err);
+
+/* Free the loader's bookkeeping. Loaded plugins stay resident. */
+void pz_loader_free(pz_loader *loader);
+
+/* The search path, NULL-terminated, owned by LOADER. */
+const char *const *pz_loader_path(const pz_loader *loader);
+
+/* Load (or return the already loaded) plugin file PATH, checking it. On
+ * refusal returns PZ_EPERM/PZ_EABI/PZ_EIO/PZ_EEXIST..., sets *REFUSAL (may
+ * be NULL) and ERR to one line "PATH: reason". */
+int pz_loader_load_file(pz_loader *loader, const char *path, const pz_plugin **out, pz_load_refusal *refusal,
+                        pz_err *err);
+
+/* Load the provider NAME: NAME.so along the search path. KIND 0 accepts any
+ * kind; otherwise the descriptor's kind must match. PZ_ENOENT when no
+ * directory has it (ERR lists the path searched). */
+int pz_loader_load(pz_loader *loader, const char *name, pz_plugin_kind kind, const pz_plugin **out,
+                   pz_err *err);
+
+const pz_plugin_descriptor *pz_plugin_desc(const pz_plugin *plugin);
+const char *pz_plugin_path(const pz_plugin *plugin);
+/* "auth", "ratelimit", "connlimit", "transport" or "?" */
+const char *pz_plugin_kind_name(pz_plugin_kind kind);
+
+/* Create an instance of PLUGIN's provider configured by CONF (the
+ * provider's own map; may be NULL), with its own core-services table
+ * labelled INSTANCE_NAME (defaults to the provider name). After create()
+ * succeeds, keys of CONF nobody read are reported as "unknown key" errors
+ * and the instance is destroyed (PZ_ECONFIG). */
+int pz_provider_new(const pz_plugin *plugin, const char *instance_name, const pz_conf *conf, pz_provider **out,
+                    pz_err *err);
+void pz_provider_free(pz_provider *provider);
+
+const pz_plugin *pz_provider_plugin(const pz_provider *provider);
+const char *pz_provider_name(const pz_provider *provider);
+pz_plugin_kind pz_provider_kind(const pz_provider *provider);
+/* The kind-specific table (cast to const pz_ratelimit_provider * etc.). */
+const void *pz_provider_table(const pz_provider *provider);
+void *pz_provider_state(const pz_provider *provider);
+const pz_core *pz_provider_core(const pz_provider *provider);
+
+#endif /* PZ_CORE_LOADER_H */
