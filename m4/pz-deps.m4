@@ -15,6 +15,7 @@ AC_DEFUN([PZ_CHECK_DEPS], [
   PZ_REQUIRE_PKG([YAML], [yaml-0.1 >= 0.2.2], [libyaml-dev])
   PZ_REQUIRE_PKG([GLIB], [glib-2.0 >= 2.66 gobject-2.0], [libglib2.0-dev])
   PZ_REQUIRE_PKG([CMOCKA], [cmocka >= 1.1], [libcmocka-dev])
+  PZ_REQUIRE_PKG([JSONGLIB], [json-glib-1.0 >= 1.6], [libjson-glib-dev])
 
   dnl libltdl has no pkg-config file on Debian.
   AC_CHECK_HEADER([ltdl.h], [],
