@@ -8,6 +8,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "buildtree.h"
 #include "cmd.h"
 
 static const pz_cmd commands[] = {
@@ -91,6 +92,7 @@ int pz_cmd_dispatch(const char *group, const pz_cmd *table, int argc, char **arg
 int main(int argc, char **argv)
 {
     setlocale(LC_ALL, "");
+    pz_buildtree_setup();
     if (argc >= 2 && (!strcmp(argv[1], "--help") || !strcmp(argv[1], "-h"))) {
         printf("prozsec — ProzChain secure communication layer, operator's tool\n\n");
         group_help(stdout, NULL, commands);
