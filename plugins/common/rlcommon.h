@@ -1,0 +1,61 @@
+/* plugins/common/rlcommon.h — what the rate-limiter plugins (token-bucket,
+ * gcra) share: the key a request maps to, the per-status budget factors,
+ * the max_keys bound, and their refusal reason codes.
+ *
+ * Configuration keys read here (below the provider's `config:` map):
+ *   key: peer | address | peer_method        (default peer)
+ *   max_keys: 1..2^32                         (default 1048576)
+ *   status_factors: {unknown, blocked, probation, neutral, trusted}
+ *                    each 0..1000             (defaults 1, 0, 0.25, 1, 2)
+ */
+#ifndef PZ_PLUGINS_RLCOMMON_H
+#define PZ_PLUGINS_RLCOMMON_H
+
+#include <stdint.h>
+
+#include <prozsec/ratelimit.h>
+
+#include "siphash.h"
+
+/* Refusal reasons (pz_rl_decision.reason), shared by token-bucket and gcra. */
+enum {
+    PZ_RL_REASON_LIMIT = 1,  /* not enough budget now; retry_after_ns says when */
+    PZ_RL_REASON_COST = 2,   /* cost exceeds the key's whole capacity: never passes */
+    PZ_RL_REASON_STATUS = 3, /* the peer's status has a budget factor of 0 */
+    PZ_RL_REASON_NOMEM = 4,  /* no memory for a new key's state */
+};
+
+/* How a request maps to a key. */
+typedef enum pz_rl_keymode {
+    PZ_RLKEY_PEER = 0,        /* node id; the address before authentication */
+    PZ_RLKEY_ADDRESS = 1,     /* remote address (port ignored) */
+    PZ_RLKEY_PEER_METHOD = 2, /* node id (or address) + method */
+} pz_rl_keymode;
+
+#define PZ_RL_NSTATUS 5 /* pz_peer_status values 0..4 */
+#define PZ_RL_DEFAULT_MAX_KEYS 1048576
+
+typedef struct pz_rl_common {
+    pz_rl_keymode key;
+    uint64_t max_keys;
+    double factor[PZ_RL_NSTATUS]; /* by pz_peer_status */
+} pz_rl_common;
+
+/* Read the shared keys from CONF (may be NULL) through CORE's getters.
+ * Returns 0 or PZ_ECONFIG with ERR set to FILE:LINE:COL. */
+int pz__rl_common_parse(const pz_core *core, const pz_conf *conf, pz_rl_common *out, pz_err *err);
+
+/* The keyed 64-bit hash of REQ's key under SECRET. */
+uint64_t pz__rl_key_hash(const uint8_t secret[PZ_SIPHASH_KEY_LEN], pz_rl_keymode mode, const pz_rl_request *req);
+
+/* REQ's status, clamped to a known value (out-of-range -> UNKNOWN). */
+static inline unsigned pz__rl_status(const pz_rl_request *req)
+{
+    unsigned st = (unsigned)req->status;
+    return st < PZ_RL_NSTATUS ? st : 0;
+}
+
+/* Name of a keymode / parse one ("peer", ...); parse returns -1 if unknown. */
+const char *pz__rl_keymode_name(pz_rl_keymode mode);
+
+#endif /* PZ_PLUGINS_RLCOMMON_H */

@@ -1,0 +1,157 @@
+/* plugins/common/siphash.c — SipHash-1-3 (see siphash.h). */
+#include "config.h"
+
+#include <string.h>
+
+#include "siphash.h"
+
+#define ROTL(x, b) (uint64_t)(((x) << (b)) | ((x) >> (64 - (b))))
+
+#define SIPROUND                                                                                             \
+    do {                                                                                                     \
+        v0 += v1;                                                                                            \
+        v1 = ROTL(v1, 13);                                                                                   \
+        v1 ^= v0;                                                                                            \
+        v0 = ROTL(v0, 32);                                                                                   \
+        v2 += v3;                                                                                            \
+        v3 = ROTL(v3, 16);                                                                                   \
+        v3 ^= v2;                                                                                            \
+        v0 += v3;                                                                                            \
+        v3 = ROTL(v3, 21);                                                                                   \
+        v3 ^= v0;                                                                                            \
+        v2 += v1;                                                                                            \
+        v1 = ROTL(v1, 17);                                                                                   \
+        v1 ^= v2;                                                                                            \
+        v2 = ROTL(v2, 32);                                                                                   \
+    } while (0)
+
+static inline uint64_t load_le64(const uint8_t *p)
+{
+    return (uint64_t)p[0] | (uint64_t)p[1] << 8 | (uint64_t)p[2] << 16 | (uint64_t)p[3] << 24 |
+           (uint64_t)p[4] << 32 | (uint64_t)p[5] << 40 | (uint64_t)p[6] << 48 | (uint64_t)p[7] << 56;
+}
+
+static inline void compress(pz_siphash *s, uint64_t m)
+{
+    uint64_t v0 = s->v0, v1 = s->v1, v2 = s->v2, v3 = s->v3;
+    v3 ^= m;
+    SIPROUND;
+    v0 ^= m;
+    s->v0 = v0;
+    s->v1 = v1;
+    s->v2 = v2;
+    s->v3 = v3;
+}
+
+void pz__siphash_init(pz_siphash *s, const uint8_t key[PZ_SIPHASH_KEY_LEN])
+{
+    uint64_t k0 = load_le64(key), k1 = load_le64(key + 8);
+    s->v0 = 0x736f6d6570736575ULL ^ k0;
+    s->v1 = 0x646f72616e646f6dULL ^ k1;
+    s->v2 = 0x6c7967656e657261ULL ^ k0;
+    s->v3 = 0x7465646279746573ULL ^ k1;
+    s->tail = 0;
+    s->ntail = 0;
+    s->total = 0;
+}
+
+void pz__siphash_update(pz_siphash *s, const void *data, size_t len)
+{
+    const uint8_t *p = data;
+    s->total += len;
+    while (len && s->ntail) {
+        s->tail |= (uint64_t)*p++ << (8 * s->ntail);
+        len--;
+        if (++s->ntail == 8) {
+            compress(s, s->tail);
+            s->tail = 0;
+            s->ntail = 0;
+        }
+    }
+    while (len >= 8) {
+        compress(s, load_le64(p));
+        p += 8;
+        len -= 8;
+    }
+    while (len--) {
+        s->tail |= (uint64_t)*p++ << (8 * s->ntail);
+        s->ntail++;
+    }
+}
+
+uint64_t pz__siphash_final(pz_siphash *s)
+{
+    uint64_t b = s->tail | (s->total & 0xff) << 56;
+    compress(s, b);
+    uint64_t v0 = s->v0, v1 = s->v1, v2 = s->v2 ^ 0xff, v3 = s->v3;
+    SIPROUND;
+    SIPROUND;
+    SIPROUND;
+    return v0 ^ v1 ^ v2 ^ v3;
+}
+
+uint64_t pz__siphash_cd(unsigned c, unsigned d, const uint8_t key[PZ_SIPHASH_KEY_LEN], const void *data,
+                        size_t len)
+{
+    uint64_t k0 = load_le64(key), k1 = load_le64(key + 8);
+    uint64_t v0 = 0x736f6d6570736575ULL ^ k0;
+    uint64_t v1 = 0x646f72616e646f6dULL ^ k1;
+    uint64_t v2 = 0x6c7967656e657261ULL ^ k0;
+    uint64_t v3 = 0x7465646279746573ULL ^ k1;
+    const uint8_t *p = data;
+    size_t left = len;
+    for (; left >= 8; p += 8, left -= 8) {
+        uint64_t m = load_le64(p);
+        v3 ^= m;
+        for (unsigned i = 0; i < c; i++)
+            SIPROUND;
+        v0 ^= m;
+    }
+    uint64_t b = (uint64_t)len << 56;
+    for (size_t i = 0; i < left; i++)
+        b |= (uint64_t)p[i] << (8 * i);
+    v3 ^= b;
+    for (unsigned i = 0; i < c; i++)
+        SIPROUND;
+    v0 ^= b;
+    v2 ^= 0xff;
+    for (unsigned i = 0; i < d; i++)
+        SIPROUND;
+    return v0 ^ v1 ^ v2 ^ v3;
+}
+
+uint64_t pz__siphash13(const uint8_t key[PZ_SIPHASH_KEY_LEN], const void *data, size_t len)
+{
+    uint64_t k0 = load_le64(key), k1 = load_le64(key + 8);
+    uint64_t v0 = 0x736f6d6570736575ULL ^ k0;
+    uint64_t v1 = 0x646f72616e646f6dULL ^ k1;
+    uint64_t v2 = 0x6c7967656e657261ULL ^ k0;
+    uint64_t v3 = 0x7465646279746573ULL ^ k1;
+    const uint8_t *p = data;
+    size_t left = len;
+    for (; left >= 8; p += 8, left -= 8) {
+        uint64_t m = load_le64(p);
+        v3 ^= m;
+        SIPROUND;
+        v0 ^= m;
+    }
+    uint64_t b = (uint64_t)len << 56;
+    switch (left) {
+    case 7: b |= (uint64_t)p[6] << 48; /* fall through */
+    case 6: b |= (uint64_t)p[5] << 40; /* fall through */
+    case 5: b |= (uint64_t)p[4] << 32; /* fall through */
+    case 4: b |= (uint64_t)p[3] << 24; /* fall through */
+    case 3: b |= (uint64_t)p[2] << 16; /* fall through */
+    case 2: b |= (uint64_t)p[1] << 8;  /* fall through */
+    case 1: b |= (uint64_t)p[0]; break;
+    case 0: break;
+    }
+    v3 ^= b;
+    SIPROUND;
+    v0 ^= b;
+    v2 ^= 0xff;
+    SIPROUND;
+    SIPROUND;
+    SIPROUND;
+    return v0 ^ v1 ^ v2 ^ v3;
+}

@@ -1,0 +1,314 @@
+/* plugins/gcra/gcra.c — the generic cell rate algorithm rate limiter.
+ *
+ * GCRA (ITU-T I.371's virtual scheduling form, as Lighthouse's RPC limiter
+ * and redis-cell use it) keeps one number per key: the theoretical arrival
+ * time TAT. With emission interval T = 1/rate and tolerance tau = burst * T,
+ * a request of cost c at time now is allowed when
+ *     max(TAT, now) + c*T - tau <= now,
+ * and then TAT = max(TAT, now) + c*T. A refused request learns exactly when
+ * it would pass: retry_after = max(TAT, now) + c*T - tau - now. Over any
+ * run, allowed cost <= burst + rate * elapsed.
+ *
+ * Times are kept in units of 1/16 ns, so T for a rate of r per second is
+ * ceil(16e9 / r) (rounded up once, at configuration: the limiter never
+ * grants more than configured) and every decision is integer arithmetic.
+ * Per-key state is 16 bytes in a keyed-hash table bounded by max_keys
+ * (plugins/common/ktable.h); a key whose TAT has passed is idle (equal to a
+ * new key) and is dropped first. The peer status's factor scales both rate
+ * and burst.
+ *
+ * Entry words: [0] fingerprint, [1] TAT in 1/16 ns.
+ */
+#include "config.h"
+
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <prozsec/ratelimit.h>
+
+#include "../common/ktable.h"
+#include "../common/rlcommon.h"
+#include "gcra.h"
+
+#define SUB 16 /* time units per nanosecond */
+#define NOW_MAX (UINT64_MAX / SUB / 2)
+
+typedef struct gcra_settings {
+    pz_rl_common c;
+    double rate;  /* cost units per second, before status factors */
+    double burst; /* cost units, before status factors */
+    uint64_t t_u[PZ_RL_NSTATUS];   /* emission interval per cost unit; 0: factor 0 */
+    uint64_t tau_u[PZ_RL_NSTATUS]; /* tolerance */
+} gcra_settings;
+
+typedef struct gcra {
+    const pz_core *core;
+    uint8_t secret[PZ_SIPHASH_KEY_LEN];
+    gcra_settings s;
+    pz_kt kt;
+} gcra;
+
+static int parse(const pz_core *core, const pz_conf *conf, gcra_settings *s, pz_err *err)
+{
+    int rc = pz__rl_common_parse(core, conf, &s->c, err);
+    if (rc)
+        goto out;
+    s->rate = 10;
+    s->burst = 100;
+    if (conf) {
+        rc = core->conf_double(conf, "rate", 10.0, 1e-6, 1e9, &s->rate, err);
+        if (rc)
+            goto out;
+        rc = core->conf_double(conf, "burst", 100.0, 1.0, 1e9, &s->burst, err);
+        if (rc)
+            goto out;
+    }
+    for (int i = 0; i < PZ_RL_NSTATUS; i++) {
+        double f = s->c.factor[i];
+        if (f <= 0) {
+            s->t_u[i] = s->tau_u[i] = 0;
+            continue;
+        }
+        double t = ceil((double)SUB * 1e9 / (s->rate * f));
+        double tau = floor(s->burst * f * t);
+        if (tau >= ldexp(1.0, 62)) {
+            rc = core->error(core, err, PZ_ECONFIG,
+                             "burst %g / rate %g x status factor %g: tolerance of more than %g years", s->burst,
+                             s->rate, f, ldexp(1.0, 62) / SUB / 1e9 / 86400 / 365);
+            goto out;
+        }
+        s->t_u[i] = (uint64_t)t;
+        s->tau_u[i] = (uint64_t)tau;
+    }
+out:
+    return rc;
+}
+
+static pz_kt_class classify(const uint64_t *e, uint64_t now, uint64_t *age, void *ctx)
+{
+    (void)ctx;
+    uint64_t now_u = (now < NOW_MAX ? now : NOW_MAX) * SUB;
+    if (e[1] <= now_u)
+        return PZ_KT_IDLE;
+    *age = e[1];
+    return PZ_KT_LIVE;
+}
+
+/* Time a key with TAT may still spend at NOW_U under tolerance TAU (0 when
+ * TAT is beyond it, which a status change with a smaller tau can cause). */
+static inline uint64_t headroom(uint64_t tat, uint64_t now_u, uint64_t tau)
+{
+    uint64_t lim = now_u + tau;
+    return tat >= lim ? 0 : lim - (tat > now_u ? tat : now_u);
+}
+
+static int gcra_create(const pz_core *core, const pz_conf *conf, void **state, pz_err *err)
+{
+    int rc = 0;
+    gcra *g = calloc(1, sizeof(*g));
+    *state = NULL;
+    if (!g)
+        return core->error(core, err, PZ_ENOMEM, "out of memory");
+    g->core = core;
+    rc = parse(core, conf, &g->s, err);
+    if (rc)
+        goto out;
+    rc = core->random(core, g->secret, sizeof(g->secret));
+    if (rc) {
+        rc = core->error(core, err, rc, "cannot draw the key-hash secret");
+        goto out;
+    }
+    rc = pz__kt_init(&g->kt, 2, (size_t)g->s.c.max_keys, classify, g);
+    if (rc) {
+        rc = core->error(core, err, rc, "cannot allocate the key table");
+        goto out;
+    }
+    core->log(core, PZ_LOG_DEBUG, "rate %g/s, burst %g, key %s, max_keys %llu", g->s.rate, g->s.burst,
+              pz__rl_keymode_name(g->s.c.key), (unsigned long long)g->s.c.max_keys);
+    *state = g;
+out:
+    if (rc) {
+        pz__kt_clear(&g->kt);
+        explicit_bzero(g->secret, sizeof(g->secret));
+        free(g);
+    }
+    return rc;
+}
+
+static void gcra_destroy(void *state)
+{
+    gcra *g = state;
+    if (!g)
+        return;
+    pz__kt_clear(&g->kt);
+    explicit_bzero(g->secret, sizeof(g->secret));
+    free(g);
+}
+
+static int gcra_allow(void *state, const pz_rl_request *req, pz_rl_decision *out)
+{
+    gcra *g = state;
+    const gcra_settings *s = &g->s;
+    int rc = 0;
+    unsigned st = pz__rl_status(req);
+    uint64_t t = s->t_u[st], tau = s->tau_u[st];
+    uint64_t now_u = (req->now_ns < NOW_MAX ? req->now_ns : NOW_MAX) * SUB;
+    uint64_t fp = pz__kt_fp(pz__rl_key_hash(g->secret, s->c.key, req));
+    uint64_t *e = pz__kt_find(&g->kt, fp);
+    uint64_t tat = e && e[1] > now_u ? e[1] : now_u;
+    uint32_t cost = req->cost ? req->cost : 1;
+
+    out->retry_after_ns = 0;
+    out->limit = t ? (double)tau / (double)t : 0;
+    out->remaining = t ? (double)headroom(tat, now_u, tau) / (double)t : 0;
+    if (t == 0) {
+        out->allowed = 0;
+        out->reason = PZ_RL_REASON_STATUS;
+        goto out;
+    }
+    unsigned __int128 inc = (unsigned __int128)cost * t;
+    if (inc > tau) {
+        out->allowed = 0;
+        out->reason = PZ_RL_REASON_COST;
+        goto out;
+    }
+    uint64_t new_tat = tat + (uint64_t)inc;
+    if (new_tat > now_u + tau) {
+        out->allowed = 0;
+        out->reason = PZ_RL_REASON_LIMIT;
+        out->retry_after_ns = (new_tat - tau - now_u + SUB - 1) / SUB;
+        goto out;
+    }
+    if (!e) {
+        rc = pz__kt_insert(&g->kt, fp, req->now_ns, &e);
+        if (rc) {
+            out->allowed = 0;
+            out->reason = PZ_RL_REASON_NOMEM;
+            goto out;
+        }
+    }
+    e[1] = new_tat;
+    out->allowed = 1;
+    out->reason = 0;
+    out->remaining = (double)headroom(new_tat, now_u, tau) / (double)t;
+out:
+    return rc;
+}
+
+static int gcra_get_usage(void *state, const pz_rl_request *req, pz_rl_usage *out)
+{
+    gcra *g = state;
+    const gcra_settings *s = &g->s;
+    unsigned st = pz__rl_status(req);
+    uint64_t t = s->t_u[st], tau = s->tau_u[st];
+    uint64_t now_u = (req->now_ns < NOW_MAX ? req->now_ns : NOW_MAX) * SUB;
+    const uint64_t *e = pz__kt_find(&g->kt, pz__kt_fp(pz__rl_key_hash(g->secret, s->c.key, req)));
+    out->capacity = t ? (double)tau / (double)t : 0;
+    out->known = e != NULL;
+    out->last_ns = e ? e[1] / SUB : 0; /* the theoretical arrival time */
+    uint64_t tat = e && e[1] > now_u ? e[1] : now_u;
+    out->available = t ? (double)headroom(tat, now_u, tau) / (double)t : 0;
+    return 0;
+}
+
+static int gcra_update_config(void *state, const pz_conf *conf, pz_err *err)
+{
+    gcra *g = state;
+    gcra_settings ns;
+    int rc = parse(g->core, conf, &ns, err);
+    if (rc)
+        goto out;
+    uint64_t now = g->core->monotonic_ns(g->core);
+    uint64_t now_u = (now < NOW_MAX ? now : NOW_MAX) * SUB;
+    if (ns.c.max_keys != g->s.c.max_keys) {
+        rc = pz__kt_set_max_keys(&g->kt, (size_t)ns.c.max_keys, now);
+        if (rc) {
+            rc = g->core->error(g->core, err, rc, "cannot resize the key table to max_keys %llu",
+                                (unsigned long long)ns.c.max_keys);
+            goto out;
+        }
+    }
+    int rekey = ns.c.key != g->s.c.key;
+    /* Keep each key's level (in unscaled cost units): level = (tau - debt)
+     * / T, clamped to the new burst, then debt' = tau' - level * T'. */
+    double t1 = (double)SUB * 1e9 / g->s.rate, tau1 = g->s.burst * t1;
+    double t1n = (double)SUB * 1e9 / ns.rate, tau1n = ns.burst * t1n;
+    for (size_t i = 0; i < g->kt.nslots; i++) {
+        uint64_t *e = pz__kt_slot(&g->kt, i);
+        if (!e[0])
+            continue;
+        if (rekey) {
+            memset(e, 0, g->kt.stride * sizeof(uint64_t));
+            continue;
+        }
+        if (e[1] <= now_u)
+            continue; /* idle: stays equal to a new key */
+        double debt = (double)(e[1] - now_u);
+        double level = (tau1 - debt) / t1;
+        if (level < 0)
+            level = 0;
+        if (level > ns.burst)
+            level = ns.burst;
+        double debt_n = tau1n - level * t1n;
+        e[1] = now_u + (debt_n > 0 ? (uint64_t)ceil(debt_n) : 0);
+    }
+    if (rekey) {
+        g->kt.count = 0;
+        g->core->log(g->core, PZ_LOG_NOTICE, "key changed from %s to %s: every key starts full",
+                     pz__rl_keymode_name(g->s.c.key), pz__rl_keymode_name(ns.c.key));
+    }
+    g->s = ns;
+out:
+    return rc;
+}
+
+void pz__gcra_stats(void *state, size_t *keys, size_t *bytes, uint64_t *evicted, uint64_t *evicted_idle)
+{
+    gcra *g = state;
+    if (keys)
+        *keys = g->kt.count;
+    if (bytes)
+        *bytes = pz__kt_bytes(&g->kt) + sizeof(*g);
+    if (evicted)
+        *evicted = g->kt.evicted;
+    if (evicted_idle)
+        *evicted_idle = g->kt.evicted_idle;
+}
+
+static const pz_ratelimit_provider provider = {
+    .struct_size = sizeof(pz_ratelimit_provider),
+    .create = gcra_create,
+    .destroy = gcra_destroy,
+    .allow = gcra_allow,
+    .update_config = gcra_update_config,
+    .get_usage = gcra_get_usage,
+};
+
+static const pz_conf_key schema[] = {
+    {"rate", PZ_CONF_DOUBLE, "10", "sustained cost units per second"},
+    {"burst", PZ_CONF_DOUBLE, "100", "cost units a fresh key may spend at once (capacity)"},
+    {"key", PZ_CONF_STRING, "peer", "peer | address | peer_method: what a key is"},
+    {"max_keys", PZ_CONF_INT, "1048576", "most keys kept (16 B each + 1/3 slack); LRU eviction beyond"},
+    {"status_factors.unknown", PZ_CONF_DOUBLE, "1", "budget factor for peers of unknown status"},
+    {"status_factors.blocked", PZ_CONF_DOUBLE, "0", "budget factor for blocked peers"},
+    {"status_factors.probation", PZ_CONF_DOUBLE, "0.25", "budget factor for peers on probation"},
+    {"status_factors.neutral", PZ_CONF_DOUBLE, "1", "budget factor for neutral peers"},
+    {"status_factors.trusted", PZ_CONF_DOUBLE, "2", "budget factor for trusted peers"},
+    {NULL, 0, NULL, NULL},
+};
+
+static const pz_plugin_descriptor descriptor = {
+    PZ_PLUGIN_DESCRIPTOR_INIT,
+    .name = "gcra",
+    .version = PACKAGE_VERSION,
+    .description = "GCRA rate limiter (generic cell rate algorithm) with retry-after, bounded state",
+    .kind = PZ_KIND_RATELIMIT,
+    .provider = &provider,
+    .config_schema = schema,
+};
+
+PZ_PLUGIN_EXPORT const pz_plugin_descriptor *pz_plugin_entry_v1(void)
+{
+    return &descriptor;
+}

@@ -1,0 +1,356 @@
+/* plugins/token-bucket/token-bucket.c — the token-bucket rate limiter.
+ *
+ * The seed's TokenBucketRateLimiter (allow(key, cost): a new bucket starts
+ * full, refills at refill_per_second up to capacity, update_config keeps
+ * each bucket's level, get_usage(key)) with three changes:
+ *
+ *  - Exact refill. Tokens are integers in units of 1/(1e9 * 2^s) token, so
+ *    a refill rate of r tokens/s is floor(r * 2^s) units per nanosecond and
+ *    the refill for dt ns is dt * rate units: no division, no truncation,
+ *    however often a key calls (the seed floored elapsed * rate to whole
+ *    tokens and then set last = now, losing up to a token per call). The
+ *    scale s is the largest (up to 32) with capacity * max factor in units
+ *    below 2^61; the rate is rounded down once, at configuration, so the
+ *    limiter never grants more than configured.
+ *  - Bounded memory: state lives in a keyed-hash table (plugins/common/
+ *    ktable.h) of at most max_keys entries of 24 bytes; full buckets are idle
+ *    and dropped first, a key flood evicts the least recently used.
+ *  - Status budgets: capacity and refill are scaled by the peer status's
+ *    factor (status_factors).
+ *
+ * Entry words: [0] fingerprint, [1] last refill time (ns), [2] level in
+ * units | status of the last request << 61.
+ */
+#include "config.h"
+
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <prozsec/ratelimit.h>
+
+#include "../common/ktable.h"
+#include "../common/rlcommon.h"
+#include "token-bucket.h"
+
+#define LEVEL_BITS 61
+#define LEVEL_MASK (((uint64_t)1 << LEVEL_BITS) - 1)
+#define NS_PER_S 1000000000ULL
+#define MAX_SHIFT 32
+
+typedef struct tb_settings {
+    pz_rl_common c;
+    double capacity; /* tokens, before status factors */
+    double rate;     /* tokens per second, before status factors */
+    unsigned shift;  /* s: units per token = 1e9 << s */
+    uint64_t unit;
+    uint64_t cap_u[PZ_RL_NSTATUS];  /* capacity in units, per status */
+    uint64_t rate_u[PZ_RL_NSTATUS]; /* units per nanosecond, per status */
+} tb_settings;
+
+typedef struct tb {
+    const pz_core *core;
+    uint8_t secret[PZ_SIPHASH_KEY_LEN];
+    tb_settings s;
+    pz_kt kt;
+} tb;
+
+static int parse(const pz_core *core, const pz_conf *conf, tb_settings *s, pz_err *err)
+{
+    int rc = pz__rl_common_parse(core, conf, &s->c, err);
+    if (rc)
+        goto out;
+    s->capacity = 100;
+    s->rate = 10;
+    if (conf) {
+        rc = core->conf_double(conf, "capacity", 100.0, 1.0, 1e12, &s->capacity, err);
+        if (rc)
+            goto out;
+        rc = core->conf_double(conf, "refill_per_second", 10.0, 0.0, 1e12, &s->rate, err);
+        if (rc)
+            goto out;
+    }
+    double maxf = 0;
+    for (int i = 0; i < PZ_RL_NSTATUS; i++)
+        if (s->c.factor[i] > maxf)
+            maxf = s->c.factor[i];
+    /* Largest s with capacity * maxf * 1e9 * 2^s < 2^61. */
+    double room = ldexp(1.0, LEVEL_BITS) / ((maxf > 0 ? maxf : 1.0) * s->capacity * (double)NS_PER_S);
+    if (room < 1.0) {
+        rc = core->error(core, err, PZ_ECONFIG,
+                         "capacity %g times the largest status factor %g is above the limit of %g tokens",
+                         s->capacity, maxf, ldexp(1.0, LEVEL_BITS) / (double)NS_PER_S);
+        goto out;
+    }
+    s->shift = (unsigned)floor(log2(room));
+    if (s->shift > MAX_SHIFT)
+        s->shift = MAX_SHIFT;
+    s->unit = NS_PER_S << s->shift;
+    for (int i = 0; i < PZ_RL_NSTATUS; i++) {
+        double f = s->c.factor[i];
+        s->cap_u[i] = (uint64_t)floor(s->capacity * f * (double)s->unit);
+        double r = floor(s->rate * f * ldexp(1.0, (int)s->shift));
+        if (r >= ldexp(1.0, 62)) {
+            rc = core->error(core, err, PZ_ECONFIG,
+                             "refill_per_second %g is too large for capacity %g (at most 1e9 x capacity)",
+                             s->rate, s->capacity);
+            goto out;
+        }
+        s->rate_u[i] = (uint64_t)r;
+        if (s->rate > 0 && f > 0 && s->rate_u[i] == 0) {
+            rc = core->error(core, err, PZ_ECONFIG,
+                             "refill_per_second %g x status factor %g is below the resolution %g/s for "
+                             "capacity %g",
+                             s->rate, f, ldexp(1.0, -(int)s->shift), s->capacity);
+            goto out;
+        }
+    }
+out:
+    return rc;
+}
+
+static pz_kt_class classify(const uint64_t *e, uint64_t now, uint64_t *age, void *ctx)
+{
+    const tb *b = ctx;
+    unsigned st = (unsigned)(e[2] >> LEVEL_BITS);
+    uint64_t level = e[2] & LEVEL_MASK, cap = b->s.cap_u[st], rate = b->s.rate_u[st], last = e[1];
+    if (level >= cap)
+        return PZ_KT_IDLE;
+    if (rate && now > last && now - last >= (cap - level + rate - 1) / rate)
+        return PZ_KT_IDLE;
+    *age = last;
+    return PZ_KT_LIVE;
+}
+
+/* Level of entry E at NOW for a status with capacity CAP and RATE. */
+static inline uint64_t refill(const uint64_t *e, uint64_t now, uint64_t cap, uint64_t rate)
+{
+    uint64_t level = e[2] & LEVEL_MASK, last = e[1];
+    if (level >= cap)
+        return cap;
+    if (now > last && rate) {
+        uint64_t dt = now - last, room = cap - level;
+        level = dt > room / rate ? cap : level + dt * rate;
+        if (level > cap)
+            level = cap;
+    }
+    return level;
+}
+
+static int tb_create(const pz_core *core, const pz_conf *conf, void **state, pz_err *err)
+{
+    int rc = 0;
+    tb *b = calloc(1, sizeof(*b));
+    *state = NULL;
+    if (!b)
+        return core->error(core, err, PZ_ENOMEM, "out of memory");
+    b->core = core;
+    rc = parse(core, conf, &b->s, err);
+    if (rc)
+        goto out;
+    rc = core->random(core, b->secret, sizeof(b->secret));
+    if (rc) {
+        rc = core->error(core, err, rc, "cannot draw the key-hash secret");
+        goto out;
+    }
+    rc = pz__kt_init(&b->kt, 3, (size_t)b->s.c.max_keys, classify, b);
+    if (rc) {
+        rc = core->error(core, err, rc, "cannot allocate the bucket table");
+        goto out;
+    }
+    core->log(core, PZ_LOG_DEBUG, "capacity %g, refill %g/s, key %s, max_keys %llu, scale 2^-%u", b->s.capacity,
+              b->s.rate, pz__rl_keymode_name(b->s.c.key), (unsigned long long)b->s.c.max_keys, b->s.shift);
+    *state = b;
+out:
+    if (rc) {
+        pz__kt_clear(&b->kt);
+        explicit_bzero(b->secret, sizeof(b->secret));
+        free(b);
+    }
+    return rc;
+}
+
+static void tb_destroy(void *state)
+{
+    tb *b = state;
+    if (!b)
+        return;
+    pz__kt_clear(&b->kt);
+    explicit_bzero(b->secret, sizeof(b->secret));
+    free(b);
+}
+
+static void fill_decision(pz_rl_decision *out, int allowed, int reason, uint64_t retry, uint64_t level,
+                          uint64_t cap, uint64_t unit)
+{
+    out->allowed = allowed;
+    out->reason = allowed ? 0 : reason;
+    out->retry_after_ns = retry;
+    out->remaining = (double)level / (double)unit;
+    out->limit = (double)cap / (double)unit;
+}
+
+static int tb_allow(void *state, const pz_rl_request *req, pz_rl_decision *out)
+{
+    tb *b = state;
+    const tb_settings *s = &b->s;
+    unsigned st = pz__rl_status(req);
+    uint64_t cap = s->cap_u[st], rate = s->rate_u[st], now = req->now_ns, level;
+    uint64_t fp = pz__kt_fp(pz__rl_key_hash(b->secret, s->c.key, req));
+    uint64_t *e = pz__kt_find(&b->kt, fp);
+    if (!e) {
+        int rc = pz__kt_insert(&b->kt, fp, now, &e);
+        if (rc) {
+            fill_decision(out, 0, PZ_RL_REASON_NOMEM, 0, 0, cap, s->unit);
+            return rc;
+        }
+        e[1] = now;
+        level = cap; /* a new bucket starts full */
+    } else {
+        level = refill(e, now, cap, rate);
+    }
+    if (now > e[1])
+        e[1] = now;
+
+    uint32_t cost = req->cost ? req->cost : 1;
+    unsigned __int128 need = (unsigned __int128)cost * s->unit;
+    if (cap == 0) {
+        fill_decision(out, 0, PZ_RL_REASON_STATUS, 0, level, cap, s->unit);
+    } else if (need > cap) {
+        fill_decision(out, 0, PZ_RL_REASON_COST, 0, level, cap, s->unit);
+    } else if (need > level) {
+        uint64_t missing = (uint64_t)need - level;
+        uint64_t retry = rate ? (missing + rate - 1) / rate : 0;
+        fill_decision(out, 0, PZ_RL_REASON_LIMIT, retry, level, cap, s->unit);
+    } else {
+        level -= (uint64_t)need;
+        fill_decision(out, 1, 0, 0, level, cap, s->unit);
+    }
+    e[2] = level | (uint64_t)st << LEVEL_BITS;
+    return 0;
+}
+
+static int tb_get_usage(void *state, const pz_rl_request *req, pz_rl_usage *out)
+{
+    tb *b = state;
+    const tb_settings *s = &b->s;
+    unsigned st = pz__rl_status(req);
+    uint64_t cap = s->cap_u[st];
+    const uint64_t *e = pz__kt_find(&b->kt, pz__kt_fp(pz__rl_key_hash(b->secret, s->c.key, req)));
+    out->capacity = (double)cap / (double)s->unit;
+    if (!e) {
+        out->known = 0;
+        out->available = out->capacity;
+        out->last_ns = 0;
+        return 0;
+    }
+    out->known = 1;
+    out->available = (double)refill(e, req->now_ns, cap, s->rate_u[st]) / (double)s->unit;
+    out->last_ns = e[1];
+    return 0;
+}
+
+static int tb_update_config(void *state, const pz_conf *conf, pz_err *err)
+{
+    tb *b = state;
+    tb_settings ns;
+    int rc = parse(b->core, conf, &ns, err);
+    if (rc)
+        goto out;
+    uint64_t now = b->core->monotonic_ns(b->core);
+    if (ns.c.max_keys != b->s.c.max_keys) {
+        rc = pz__kt_set_max_keys(&b->kt, (size_t)ns.c.max_keys, now);
+        if (rc) {
+            rc = b->core->error(b->core, err, rc, "cannot resize the bucket table to max_keys %llu",
+                                (unsigned long long)ns.c.max_keys);
+            goto out;
+        }
+    }
+    int rekey = ns.c.key != b->s.c.key;
+    for (size_t i = 0; i < b->kt.nslots; i++) {
+        uint64_t *e = pz__kt_slot(&b->kt, i);
+        if (!e[0])
+            continue;
+        if (rekey) {
+            e[0] = 0;
+            memset(e, 0, b->kt.stride * sizeof(uint64_t));
+            continue;
+        }
+        /* Keep the level: bring it to the new scale, clamp to the new
+         * capacity for the entry's status. */
+        unsigned st = (unsigned)(e[2] >> LEVEL_BITS);
+        uint64_t level = e[2] & LEVEL_MASK;
+        if (ns.shift > b->s.shift) {
+            unsigned d = ns.shift - b->s.shift;
+            level = level > (ns.cap_u[st] >> d) ? ns.cap_u[st] : level << d;
+        } else {
+            level >>= b->s.shift - ns.shift;
+        }
+        if (level > ns.cap_u[st])
+            level = ns.cap_u[st];
+        e[2] = level | (uint64_t)st << LEVEL_BITS;
+    }
+    if (rekey) {
+        b->kt.count = 0;
+        b->core->log(b->core, PZ_LOG_NOTICE, "key changed from %s to %s: every bucket starts full",
+                     pz__rl_keymode_name(b->s.c.key), pz__rl_keymode_name(ns.c.key));
+    }
+    b->s = ns;
+out:
+    return rc;
+}
+
+void pz__tb_stats(void *state, size_t *keys, size_t *bytes, uint64_t *evicted, uint64_t *evicted_idle)
+{
+    tb *b = state;
+    if (keys)
+        *keys = b->kt.count;
+    if (bytes)
+        *bytes = pz__kt_bytes(&b->kt) + sizeof(*b);
+    if (evicted)
+        *evicted = b->kt.evicted;
+    if (evicted_idle)
+        *evicted_idle = b->kt.evicted_idle;
+}
+
+uint64_t pz__tb_unit(void *state)
+{
+    return ((tb *)state)->s.unit;
+}
+
+static const pz_ratelimit_provider provider = {
+    .struct_size = sizeof(pz_ratelimit_provider),
+    .create = tb_create,
+    .destroy = tb_destroy,
+    .allow = tb_allow,
+    .update_config = tb_update_config,
+    .get_usage = tb_get_usage,
+};
+
+static const pz_conf_key schema[] = {
+    {"capacity", PZ_CONF_DOUBLE, "100", "bucket size in cost units (burst); a new key starts full"},
+    {"refill_per_second", PZ_CONF_DOUBLE, "10", "cost units added per second, exactly, up to capacity"},
+    {"key", PZ_CONF_STRING, "peer", "peer | address | peer_method: what a bucket belongs to"},
+    {"max_keys", PZ_CONF_INT, "1048576", "most buckets kept (24 B each + 1/3 slack); LRU eviction beyond"},
+    {"status_factors.unknown", PZ_CONF_DOUBLE, "1", "budget factor for peers of unknown status"},
+    {"status_factors.blocked", PZ_CONF_DOUBLE, "0", "budget factor for blocked peers"},
+    {"status_factors.probation", PZ_CONF_DOUBLE, "0.25", "budget factor for peers on probation"},
+    {"status_factors.neutral", PZ_CONF_DOUBLE, "1", "budget factor for neutral peers"},
+    {"status_factors.trusted", PZ_CONF_DOUBLE, "2", "budget factor for trusted peers"},
+    {NULL, 0, NULL, NULL},
+};
+
+static const pz_plugin_descriptor descriptor = {
+    PZ_PLUGIN_DESCRIPTOR_INIT,
+    .name = "token-bucket",
+    .version = PACKAGE_VERSION,
+    .description = "token-bucket rate limiter: exact fractional refill, bounded keyed-hash state",
+    .kind = PZ_KIND_RATELIMIT,
+    .provider = &provider,
+    .config_schema = schema,
+};
+
+PZ_PLUGIN_EXPORT const pz_plugin_descriptor *pz_plugin_entry_v1(void)
+{
+    return &descriptor;
+}
