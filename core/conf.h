@@ -74,6 +74,17 @@ int pz_parse_size(const char *text, uint64_t *out);
  * something that checks it itself). */
 void pz_conf_mark_used(const pz_conf *node);
 
+/* Hand the subtree NODE to someone who checks it on their own (a
+ * provider's `config` map): NODE is marked used, and pz_conf_check_unused
+ * walking down from an ancestor skips it. pz_conf_check_unused(NODE)
+ * itself still checks below NODE. */
+void pz_conf_delegate(const pz_conf *node);
+
+/* 1 when NODE is a null scalar (plain `~`, `null`, `Null`, `NULL` or
+ * nothing). Getters treat a null value like an absent key (the default
+ * applies), but the key still counts for the unknown-key check. */
+int pz_conf_is_null(const pz_conf *node);
+
 /* Report every key below NODE (inclusive of NODE's own map) that no getter
  * read: one "FILE:LINE:COL: path: unknown key" message per key into ERR
  * (use a collecting pz_err to get them all). Returns 0 when none, else
