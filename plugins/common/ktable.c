@@ -103,6 +103,8 @@ static int rebuild(pz_kt *t, size_t new_slots, uint64_t now)
         uint64_t age;
         if (t->classify(e, now, &age, t->ctx) == PZ_KT_IDLE) {
             t->evicted_idle++;
+            if (t->drop)
+                t->drop(e, t->ctx);
             continue;
         }
         size_t j = (size_t)(((unsigned __int128)e[0] * new_slots) >> 64);
@@ -157,6 +159,8 @@ static int evict_one(pz_kt *t, uint64_t now)
         pz_kt_class c = t->classify(e, now, &age, t->ctx);
         if (c == PZ_KT_IDLE) {
             t->evicted_idle++;
+            if (t->drop)
+                t->drop(e, t->ctx);
             pz__kt_remove(t, e);
             t->hand = i;
             return 0;
@@ -173,6 +177,8 @@ static int evict_one(pz_kt *t, uint64_t now)
     if (best == SIZE_MAX)
         return PZ_ERANGE;
     t->evicted++;
+    if (t->drop)
+        t->drop(slot(t, best), t->ctx);
     pz__kt_remove(t, slot(t, best));
     t->hand = best + 1;
     return 0;
@@ -230,6 +236,8 @@ size_t pz__kt_sweep(pz_kt *t, size_t n, uint64_t now)
         uint64_t age, *e = slot(t, i);
         if (e[0] && t->classify(e, now, &age, t->ctx) == PZ_KT_IDLE) {
             t->evicted_idle++;
+            if (t->drop)
+                t->drop(e, t->ctx);
             pz__kt_remove(t, e);
             dropped++;
             continue; /* a later entry may have shifted into slot i */

@@ -38,6 +38,10 @@ typedef enum pz_kt_class {
  * evicted first). CTX is the table's. Must not modify the table. */
 typedef pz_kt_class (*pz_kt_classify_fn)(const uint64_t *entry, uint64_t now, uint64_t *age, void *ctx);
 
+/* Called just before the table itself drops ENTRY (eviction, rebuild,
+ * sweep), so a caller whose entries own memory can free it. */
+typedef void (*pz_kt_drop_fn)(uint64_t *entry, void *ctx);
+
 typedef struct pz_kt {
     uint64_t *slots;  /* nslots * stride words */
     size_t nslots;
@@ -49,6 +53,7 @@ typedef struct pz_kt {
     size_t hand;      /* eviction sweep position */
     int mapped;       /* slots came from mmap (large tables) */
     pz_kt_classify_fn classify;
+    pz_kt_drop_fn drop; /* optional; set after init */
     void *ctx;
     uint64_t evicted;      /* live entries evicted under pressure */
     uint64_t evicted_idle; /* idle entries reclaimed (eviction or rebuild) */
@@ -105,7 +110,8 @@ static inline uint64_t *pz__kt_find(const pz_kt *t, uint64_t fp)
  * table must grow, cannot, and nothing can be evicted. */
 int pz__kt_insert(pz_kt *t, uint64_t fp, uint64_t now, uint64_t **out);
 
-/* Remove ENTRY (a pointer returned by find/insert or from iteration). */
+/* Remove ENTRY (a pointer returned by find/insert or from iteration). The
+ * drop callback is not called: the caller is removing it. */
 void pz__kt_remove(pz_kt *t, uint64_t *entry);
 
 /* Drop the idle entries among the next N slots from the sweep hand; returns
