@@ -1,0 +1,600 @@
+/* core/rpc_wire.c — RPC envelopes: GVariant encoding/decoding and their
+ * Ed25519 signatures or HMAC-SHA256 tags (see rpc_wire.h and
+ * docs/rpc-wire.md). */
+#include "config.h"
+
+#include <stdarg.h>
+#include <string.h>
+
+#include <gcrypt.h>
+#include <gnutls/crypto.h>
+#include <gnutls/gnutls.h>
+#include <nettle/eddsa.h>
+
+#include "rpc_frame.h"
+#include "rpc_wire.h"
+
+#define DOMAIN_LEN (sizeof(PZ_WIRE_DOMAIN_CALL)) /* including the NUL separator */
+G_STATIC_ASSERT(sizeof(PZ_WIRE_DOMAIN_CALL) == sizeof(PZ_WIRE_DOMAIN_RESP));
+
+struct pz_rpc_key {
+    gnutls_privkey_t priv;
+    uint8_t pub[32];
+};
+
+struct pz_wire_mac {
+    gcry_mac_hd_t hd;
+};
+
+PZ_API GQuark pz_rpc_error_quark(void)
+{
+    return g_quark_from_static_string("pz-rpc-error-quark");
+}
+
+int pz_rpc_set_error(GError **error, int code, const char *fmt, ...)
+{
+    if (error && !*error) {
+        va_list ap;
+        va_start(ap, fmt);
+        char *msg = g_strdup_vprintf(fmt, ap);
+        va_end(ap);
+        g_set_error_literal(error, PZ_RPC_ERROR, code, msg);
+        g_free(msg);
+    }
+    return code;
+}
+
+PZ_API const char *pz_rpc_status_name(int32_t status)
+{
+    static const char *const names[PZ_RPC_STATUS__COUNT] = {
+        [PZ_RPC_OK] = "ok",
+        [PZ_RPC_RATE_LIMITED] = "rate_limited",
+        [PZ_RPC_BAD_SIGNATURE] = "bad_signature",
+        [PZ_RPC_REPLAY] = "replay",
+        [PZ_RPC_STALE] = "stale",
+        [PZ_RPC_WRONG_TARGET] = "wrong_target",
+        [PZ_RPC_WRONG_CALLER] = "wrong_caller",
+        [PZ_RPC_UNAUTHORIZED] = "unauthorized",
+        [PZ_RPC_NO_METHOD] = "no_method",
+        [PZ_RPC_BAD_REQUEST] = "bad_request",
+        [PZ_RPC_MODE_MISMATCH] = "mode_mismatch",
+        [PZ_RPC_TIMEOUT] = "timeout",
+        [PZ_RPC_UNAVAILABLE] = "unavailable",
+        [PZ_RPC_HANDLER_ERROR] = "handler_error",
+    };
+    if (status >= 0 && status < PZ_RPC_STATUS__COUNT)
+        return names[status];
+    if (status >= PZ_RPC_STATUS_APP)
+        return "app";
+    return "unknown";
+}
+
+int pz_wire_method_valid(const char *m)
+{
+    if (!m || !(m[0] >= 'a' && m[0] <= 'z'))
+        return 0;
+    size_t i = 0;
+    for (; m[i]; i++) {
+        char c = m[i];
+        if (i >= PZ_RPC_METHOD_MAX)
+            return 0;
+        if (!((c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '_' || c == '.' || c == '-'))
+            return 0;
+    }
+    return 1;
+}
+
+int pz_wire_node_id_valid(const char *id)
+{
+    if (!id || !id[0])
+        return 0;
+    for (size_t i = 0; id[i]; i++) {
+        char c = id[i];
+        if (i >= PZ_NODE_ID_MAX)
+            return 0;
+        if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '.' ||
+              c == '_' || c == '-'))
+            return 0;
+    }
+    return 1;
+}
+
+/* ------------------------------------------------------------------------ */
+/* Keys and MACs. */
+
+static gpointer gcrypt_init(gpointer unused)
+{
+    (void)unused;
+    /* Selects the library version; initialisation proper (secure memory)
+     * belongs to the process (core crypto), which may finish it later. */
+    gcry_check_version(NULL);
+    return NULL;
+}
+
+static void ensure_gcrypt(void)
+{
+    static GOnce once = G_ONCE_INIT;
+    g_once(&once, gcrypt_init, NULL);
+}
+
+PZ_API int pz_rpc_key_new(const uint8_t seed[32], pz_rpc_key **out, GError **error)
+{
+    int rc = 0;
+    *out = NULL;
+    pz_rpc_key *k = g_new0(pz_rpc_key, 1);
+    ed25519_sha512_public_key(k->pub, seed);
+    if (gnutls_privkey_init(&k->priv) < 0) {
+        rc = pz_rpc_set_error(error, PZ_ENOMEM, "signing key: out of memory");
+        goto out;
+    }
+    gnutls_datum_t x = {k->pub, 32};
+    gnutls_datum_t d = {(unsigned char *)seed, 32};
+    int grc = gnutls_privkey_import_ecc_raw(k->priv, GNUTLS_ECC_CURVE_ED25519, &x, NULL, &d);
+    if (grc < 0) {
+        rc = pz_rpc_set_error(error, PZ_ECRYPTO, "signing key: %s", gnutls_strerror(grc));
+        goto out;
+    }
+    *out = k;
+    k = NULL;
+out:
+    pz_rpc_key_free(k);
+    return rc;
+}
+
+PZ_API int pz_rpc_key_generate(pz_rpc_key **out, GError **error)
+{
+    uint8_t seed[32];
+    *out = NULL;
+    if (gnutls_rnd(GNUTLS_RND_KEY, seed, sizeof(seed)) < 0)
+        return pz_rpc_set_error(error, PZ_ECRYPTO, "signing key: random generator failed");
+    int rc = pz_rpc_key_new(seed, out, error);
+    gnutls_memset(seed, 0, sizeof(seed));
+    return rc;
+}
+
+PZ_API void pz_rpc_key_public(const pz_rpc_key *key, uint8_t pub[32])
+{
+    memcpy(pub, key->pub, 32);
+}
+
+PZ_API void pz_rpc_key_free(pz_rpc_key *key)
+{
+    if (!key)
+        return;
+    if (key->priv)
+        gnutls_privkey_deinit(key->priv);
+    g_free(key);
+}
+
+int pz_wire_pubkey_import(const uint8_t raw[32], gnutls_pubkey_t *out)
+{
+    gnutls_pubkey_t pub;
+    *out = NULL;
+    if (gnutls_pubkey_init(&pub) < 0)
+        return PZ_ENOMEM;
+    gnutls_datum_t x = {(unsigned char *)raw, 32};
+    if (gnutls_pubkey_import_ecc_raw(pub, GNUTLS_ECC_CURVE_ED25519, &x, NULL) < 0) {
+        gnutls_pubkey_deinit(pub);
+        return PZ_ECRYPTO;
+    }
+    *out = pub;
+    return 0;
+}
+
+int pz_wire_mac_new(const uint8_t *key, size_t key_len, pz_wire_mac **out)
+{
+    ensure_gcrypt();
+    *out = NULL;
+    pz_wire_mac *m = g_try_new0(pz_wire_mac, 1);
+    if (!m)
+        return PZ_ENOMEM;
+    if (gcry_mac_open(&m->hd, GCRY_MAC_HMAC_SHA256, GCRY_MAC_FLAG_SECURE, NULL) != 0) {
+        g_free(m);
+        return PZ_ECRYPTO;
+    }
+    if (gcry_mac_setkey(m->hd, key, key_len) != 0) {
+        pz_wire_mac_free(m);
+        return PZ_ECRYPTO;
+    }
+    *out = m;
+    return 0;
+}
+
+void pz_wire_mac_free(pz_wire_mac *mac)
+{
+    if (!mac)
+        return;
+    gcry_mac_close(mac->hd); /* secure handle: key wiped */
+    g_free(mac);
+}
+
+/* DOMAIN ‖ 0x00 ‖ DATA in one buffer (Ed25519 signs a whole message). Small
+ * messages use the caller's stack buffer. */
+static uint8_t *domain_message(const char *domain, const uint8_t *data, size_t len, uint8_t *stack,
+                               size_t stack_len, size_t *total)
+{
+    *total = DOMAIN_LEN + len;
+    uint8_t *m = *total <= stack_len ? stack : g_try_malloc(*total);
+    if (!m)
+        return NULL;
+    memcpy(m, domain, DOMAIN_LEN);
+    memcpy(m + DOMAIN_LEN, data, len);
+    return m;
+}
+
+int pz_wire_sign(const pz_rpc_key *key, const char *domain, const uint8_t *data, size_t len,
+                 uint8_t sig[PZ_WIRE_SIG_LEN])
+{
+    uint8_t stack[1024];
+    size_t total;
+    int rc = PZ_ECRYPTO;
+    uint8_t *m = domain_message(domain, data, len, stack, sizeof(stack), &total);
+    if (!m)
+        return PZ_ENOMEM;
+    gnutls_datum_t in = {m, (unsigned)total}, s = {NULL, 0};
+    if (gnutls_privkey_sign_data2(key->priv, GNUTLS_SIGN_EDDSA_ED25519, 0, &in, &s) < 0)
+        goto out;
+    if (s.size != PZ_WIRE_SIG_LEN)
+        goto out;
+    memcpy(sig, s.data, PZ_WIRE_SIG_LEN);
+    rc = 0;
+out:
+    gnutls_free(s.data);
+    if (m != stack)
+        g_free(m);
+    return rc;
+}
+
+int pz_wire_verify_sig(gnutls_pubkey_t pub, const char *domain, const uint8_t *data, size_t len,
+                       const uint8_t *sig, size_t sig_len)
+{
+    uint8_t stack[1024];
+    size_t total;
+    if (!pub || sig_len != PZ_WIRE_SIG_LEN)
+        return PZ_ECRYPTO;
+    uint8_t *m = domain_message(domain, data, len, stack, sizeof(stack), &total);
+    if (!m)
+        return PZ_ENOMEM;
+    gnutls_datum_t in = {m, (unsigned)total}, s = {(unsigned char *)sig, (unsigned)sig_len};
+    int grc = gnutls_pubkey_verify_data2(pub, GNUTLS_SIGN_EDDSA_ED25519, 0, &in, &s);
+    if (m != stack)
+        g_free(m);
+    return grc < 0 ? PZ_ECRYPTO : 0;
+}
+
+static int mac_compute(pz_wire_mac *mac, const char *domain, const uint8_t *data, size_t len,
+                       uint8_t tag[PZ_WIRE_MAC_LEN])
+{
+    size_t tlen = PZ_WIRE_MAC_LEN;
+    if (gcry_mac_reset(mac->hd) || gcry_mac_write(mac->hd, domain, DOMAIN_LEN) ||
+        gcry_mac_write(mac->hd, data, len) || gcry_mac_read(mac->hd, tag, &tlen) || tlen != PZ_WIRE_MAC_LEN)
+        return PZ_ECRYPTO;
+    return 0;
+}
+
+static int mac_check(pz_wire_mac *mac, const char *domain, const uint8_t *data, size_t len, const uint8_t *tag,
+                     size_t tag_len)
+{
+    if (!mac || tag_len != PZ_WIRE_MAC_LEN)
+        return PZ_ECRYPTO;
+    if (gcry_mac_reset(mac->hd) || gcry_mac_write(mac->hd, domain, DOMAIN_LEN) ||
+        gcry_mac_write(mac->hd, data, len))
+        return PZ_ECRYPTO;
+    return gcry_mac_verify(mac->hd, tag, tag_len) == 0 ? 0 : PZ_ECRYPTO; /* constant time */
+}
+
+/* Authenticate the serialized SIGNED value: the tag goes in TAG, its
+ * length in *TAG_LEN (0 for mode 0). */
+static int auth_make(const pz_wire_auth *auth, const char *domain, GVariant *signed_part, uint8_t *tag,
+                     size_t *tag_len)
+{
+    const uint8_t *data = g_variant_get_data(signed_part);
+    size_t len = g_variant_get_size(signed_part);
+    *tag_len = 0;
+    if (!auth || auth->mode == 0)
+        return 0;
+    if (auth->mode == PZ_WIRE_MODE_SIG) {
+        if (!auth->key)
+            return PZ_ECRYPTO;
+        *tag_len = PZ_WIRE_SIG_LEN;
+        return pz_wire_sign(auth->key, domain, data, len, tag);
+    }
+    if (auth->mode == PZ_WIRE_MODE_MAC) {
+        if (!auth->mac)
+            return PZ_ECRYPTO;
+        *tag_len = PZ_WIRE_MAC_LEN;
+        return mac_compute(auth->mac, domain, data, len, tag);
+    }
+    return PZ_EINVAL;
+}
+
+static int auth_check(const pz_wire_auth *auth, const char *domain, GVariant *signed_part, const uint8_t *tag,
+                      size_t tag_len)
+{
+    const uint8_t *data = g_variant_get_data(signed_part);
+    size_t len = g_variant_get_size(signed_part);
+    if (!auth)
+        return PZ_ECRYPTO;
+    if (auth->mode == PZ_WIRE_MODE_SIG)
+        return pz_wire_verify_sig(auth->pub, domain, data, len, tag, tag_len);
+    if (auth->mode == PZ_WIRE_MODE_MAC)
+        return mac_check(auth->mac, domain, data, len, tag, tag_len);
+    return PZ_ECRYPTO;
+}
+
+/* ------------------------------------------------------------------------ */
+/* Encoding. */
+
+/* Wrap BODY (floating) in an envelope and append it as a frame to OUT. */
+static int put_envelope(GByteArray *out, size_t max_frame, guint8 kind, GVariant *body)
+{
+    GVariant *items[3] = {g_variant_new_byte(PZ_WIRE_VERSION), g_variant_new_byte(kind),
+                          g_variant_new_variant(body)};
+    GVariant *env = g_variant_ref_sink(g_variant_new_tuple(items, 3));
+    int rc = 0;
+    size_t size = g_variant_get_size(env);
+    if (size == 0 || size > max_frame || size > G_MAXUINT32) {
+        rc = PZ_ERANGE;
+        goto out;
+    }
+    /* g_variant_store wants a target aligned for the type (8 here), which
+     * a frame body after its 4-byte header is not: serialize in place, copy. */
+    const void *data = g_variant_get_data(env);
+    guint off = out->len;
+    g_byte_array_set_size(out, off + PZ_FRAME_HDR + (guint)size);
+    pz_frame_put_header(out->data + off, (uint32_t)size);
+    memcpy(out->data + off + PZ_FRAME_HDR, data, size);
+out:
+    g_variant_unref(env);
+    return rc;
+}
+
+static GVariant *bytes_variant(const uint8_t *p, size_t n)
+{
+    return g_variant_new_fixed_array(G_VARIANT_TYPE_BYTE, p, n, 1);
+}
+
+int pz_wire_request_encode(GByteArray *out, size_t max_frame, const char *method, uint64_t timestamp_ns,
+                           const uint8_t call_id[PZ_RPC_CALL_ID_LEN], const char *caller, const char *target,
+                           uint32_t timeout_ms, GVariant *params, const pz_wire_auth *auth)
+{
+    int rc = 0;
+    GVariant *signed_part = NULL;
+    uint8_t tag[PZ_WIRE_SIG_LEN];
+    size_t tag_len = 0;
+    if (params)
+        g_variant_ref_sink(params);
+    if (!pz_wire_method_valid(method) || !pz_wire_node_id_valid(caller) || !pz_wire_node_id_valid(target) ||
+        !auth || (auth->mode != PZ_WIRE_MODE_SIG && auth->mode != PZ_WIRE_MODE_MAC)) {
+        rc = PZ_EINVAL;
+        goto out;
+    }
+    GVariant *ctx[7] = {
+        g_variant_new_string(method), g_variant_new_uint64(timestamp_ns), bytes_variant(call_id, PZ_RPC_CALL_ID_LEN),
+        g_variant_new_string(caller), g_variant_new_string(target), g_variant_new_uint32(timeout_ms),
+        g_variant_new_byte((guint8)auth->mode),
+    };
+    GVariant *sp[2] = {g_variant_new_tuple(ctx, 7),
+                       g_variant_new_variant(params ? params : g_variant_new_tuple(NULL, 0))};
+    signed_part = g_variant_ref_sink(g_variant_new_tuple(sp, 2));
+    rc = auth_make(auth, PZ_WIRE_DOMAIN_CALL, signed_part, tag, &tag_len);
+    if (rc)
+        goto out;
+    GVariant *body[2] = {signed_part, bytes_variant(tag, tag_len)};
+    rc = put_envelope(out, max_frame, PZ_WIRE_KIND_REQUEST, g_variant_new_tuple(body, 2));
+out:
+    if (signed_part)
+        g_variant_unref(signed_part);
+    if (params)
+        g_variant_unref(params);
+    return rc;
+}
+
+int pz_wire_response_encode(GByteArray *out, size_t max_frame, GVariant *data,
+                            const uint8_t call_id[PZ_RPC_CALL_ID_LEN], uint64_t timestamp_ns, const char *sender,
+                            int32_t status, const char *message, const pz_wire_auth *auth)
+{
+    int rc = 0;
+    GVariant *signed_part = NULL;
+    uint8_t tag[PZ_WIRE_SIG_LEN];
+    size_t tag_len = 0;
+    char msg[PZ_WIRE_MESSAGE_MAX + 1];
+    if (data)
+        g_variant_ref_sink(data);
+    if (!pz_wire_node_id_valid(sender)) {
+        rc = PZ_EINVAL;
+        goto out;
+    }
+    /* Cut the message on a UTF-8 character boundary. */
+    g_strlcpy(msg, message ? message : "", sizeof(msg));
+    const char *end = NULL;
+    if (!g_utf8_validate(msg, -1, &end))
+        msg[end - msg] = '\0';
+    GVariant *items[6] = {
+        g_variant_new_variant(data ? data : g_variant_new_tuple(NULL, 0)),
+        bytes_variant(call_id, PZ_RPC_CALL_ID_LEN),
+        g_variant_new_uint64(timestamp_ns),
+        g_variant_new_string(sender),
+        g_variant_new_int32(status),
+        g_variant_new_string(msg),
+    };
+    signed_part = g_variant_ref_sink(g_variant_new_tuple(items, 6));
+    rc = auth_make(auth, PZ_WIRE_DOMAIN_RESP, signed_part, tag, &tag_len);
+    if (rc)
+        goto out;
+    GVariant *body[2] = {signed_part, bytes_variant(tag, tag_len)};
+    rc = put_envelope(out, max_frame, PZ_WIRE_KIND_RESPONSE, g_variant_new_tuple(body, 2));
+out:
+    if (signed_part)
+        g_variant_unref(signed_part);
+    if (data)
+        g_variant_unref(data);
+    return rc;
+}
+
+/* ------------------------------------------------------------------------ */
+/* Decoding. */
+
+static void unref0(GVariant **v)
+{
+    if (*v) {
+        g_variant_unref(*v);
+        *v = NULL;
+    }
+}
+
+void pz_wire_request_clear(pz_wire_request *req)
+{
+    if (!req)
+        return;
+    for (size_t i = 0; i < G_N_ELEMENTS(req->kids); i++)
+        unref0(&req->kids[i]);
+    unref0(&req->params);
+    unref0(&req->signed_part);
+    unref0(&req->env);
+    memset(req, 0, sizeof(*req));
+}
+
+void pz_wire_response_clear(pz_wire_response *resp)
+{
+    if (!resp)
+        return;
+    for (size_t i = 0; i < G_N_ELEMENTS(resp->kids); i++)
+        unref0(&resp->kids[i]);
+    unref0(&resp->data);
+    unref0(&resp->signed_part);
+    unref0(&resp->env);
+    memset(resp, 0, sizeof(*resp));
+}
+
+static const uint8_t *fixed_bytes(GVariant *v, size_t *n)
+{
+    gsize len = 0;
+    const uint8_t *p = g_variant_get_fixed_array(v, &len, 1);
+    *n = len;
+    return p;
+}
+
+static int decode_request(GVariant *env, GVariant *body, pz_wire_request *req, const char **why)
+{
+    memset(req, 0, sizeof(*req));
+    req->env = env;
+    req->signed_part = g_variant_get_child_value(body, 0);
+    GVariant *ctx = req->kids[0] = g_variant_get_child_value(req->signed_part, 0);
+    GVariant *pv = g_variant_get_child_value(req->signed_part, 1);
+    req->params = g_variant_get_variant(pv);
+    g_variant_unref(pv);
+    GVariant *auth = req->kids[1] = g_variant_get_child_value(body, 1);
+    guint32 timeout;
+    guint8 mode;
+    guint64 ts;
+    g_variant_get(ctx, "(&st@ay&s&suy)", &req->method, &ts, &req->kids[2], &req->caller, &req->target, &timeout,
+                  &mode);
+    req->timestamp_ns = ts;
+    req->timeout_ms = timeout;
+    req->mode = mode;
+    size_t n;
+    req->call_id = fixed_bytes(req->kids[2], &n);
+    if (n != PZ_RPC_CALL_ID_LEN)
+        return *why = "call id is not 16 bytes", PZ_EPROTO;
+    req->auth = fixed_bytes(auth, &req->auth_len);
+    if (!pz_wire_method_valid(req->method))
+        return *why = "bad method name", PZ_EPROTO;
+    if (!pz_wire_node_id_valid(req->caller) || !pz_wire_node_id_valid(req->target))
+        return *why = "bad node id", PZ_EPROTO;
+    if (mode != PZ_WIRE_MODE_SIG && mode != PZ_WIRE_MODE_MAC)
+        return *why = "unknown integrity mode", PZ_EPROTO;
+    return 0;
+}
+
+static int decode_response(GVariant *env, GVariant *body, pz_wire_response *resp, const char **why)
+{
+    memset(resp, 0, sizeof(*resp));
+    resp->env = env;
+    resp->signed_part = g_variant_get_child_value(body, 0);
+    GVariant *auth = resp->kids[0] = g_variant_get_child_value(body, 1);
+    guint64 ts;
+    gint32 status;
+    g_variant_get(resp->signed_part, "(v@ayt&si&s)", &resp->data, &resp->kids[1], &ts, &resp->sender, &status,
+                  &resp->message);
+    resp->timestamp_ns = ts;
+    resp->status = status;
+    size_t n;
+    resp->call_id = fixed_bytes(resp->kids[1], &n);
+    if (n != PZ_RPC_CALL_ID_LEN)
+        return *why = "call id is not 16 bytes", PZ_EPROTO;
+    resp->auth = fixed_bytes(auth, &resp->auth_len);
+    if (!pz_wire_node_id_valid(resp->sender))
+        return *why = "bad node id", PZ_EPROTO;
+    if (strlen(resp->message) > PZ_WIRE_MESSAGE_MAX)
+        return *why = "message too long", PZ_EPROTO;
+    if (resp->auth_len != 0 && resp->auth_len != PZ_WIRE_SIG_LEN && resp->auth_len != PZ_WIRE_MAC_LEN)
+        return *why = "bad authenticator length", PZ_EPROTO;
+    return 0;
+}
+
+int pz_wire_decode(const uint8_t *frame, size_t len, int *kind, pz_wire_request *req, pz_wire_response *resp,
+                   const char **why)
+{
+    static const char *dummy;
+    int rc = 0;
+    GVariant *env = NULL, *bodyv = NULL, *body = NULL;
+    if (!why)
+        why = &dummy;
+    *why = NULL;
+    *kind = 0;
+    GBytes *bytes = g_bytes_new(frame, len);
+    env = g_variant_ref_sink(g_variant_new_from_bytes(G_VARIANT_TYPE(PZ_WIRE_TYPE_ENVELOPE), bytes, FALSE));
+    g_bytes_unref(bytes);
+    if (!g_variant_is_normal_form(env)) {
+        *why = "envelope not in GVariant normal form";
+        rc = PZ_EPROTO;
+        goto out;
+    }
+    guint8 version, k;
+    g_variant_get(env, "(yy@v)", &version, &k, &bodyv);
+    body = g_variant_get_variant(bodyv);
+    if (version != PZ_WIRE_VERSION) {
+        *why = "unknown envelope version";
+        rc = PZ_EPROTO;
+        goto out;
+    }
+    if (k == PZ_WIRE_KIND_REQUEST && req && g_variant_is_of_type(body, G_VARIANT_TYPE(PZ_WIRE_TYPE_REQUEST))) {
+        rc = decode_request(env, body, req, why);
+        env = NULL; /* owned by REQ now */
+        if (rc)
+            pz_wire_request_clear(req);
+    } else if (k == PZ_WIRE_KIND_RESPONSE && resp &&
+               g_variant_is_of_type(body, G_VARIANT_TYPE(PZ_WIRE_TYPE_RESPONSE))) {
+        rc = decode_response(env, body, resp, why);
+        env = NULL;
+        if (rc)
+            pz_wire_response_clear(resp);
+    } else {
+        *why = "unexpected envelope kind or body type";
+        rc = PZ_EPROTO;
+        goto out;
+    }
+    if (rc == 0)
+        *kind = k;
+out:
+    if (body)
+        g_variant_unref(body);
+    if (bodyv)
+        g_variant_unref(bodyv);
+    if (env)
+        g_variant_unref(env);
+    return rc;
+}
+
+int pz_wire_request_verify(const pz_wire_request *req, const pz_wire_auth *auth)
+{
+    if (!auth || auth->mode != req->mode)
+        return PZ_ECRYPTO;
+    return auth_check(auth, PZ_WIRE_DOMAIN_CALL, req->signed_part, req->auth, req->auth_len);
+}
+
+int pz_wire_response_verify(const pz_wire_response *resp, const pz_wire_auth *auth)
+{
+    return auth_check(auth, PZ_WIRE_DOMAIN_RESP, resp->signed_part, resp->auth, resp->auth_len);
+}
