@@ -39,6 +39,17 @@ typedef enum pz_load_refusal {
  * DIRS (may be NULL/0). Returns 0 or PZ_ENOMEM. */
 int pz_loader_new(const char *const *dirs, size_t n_dirs, pz_loader **out, pz_err *err);
 
+/* Flags for pz_loader_new_path. */
+#define PZ_LOADER_NO_ENV 0x1u       /* leave $PROZSEC_PLUGIN_PATH out of the path */
+#define PZ_LOADER_NO_PLUGINDIR 0x2u /* leave PZ_PLUGINDIR out of the path */
+
+/* Like pz_loader_new, with FLAGS choosing which of the environment and
+ * built-in parts follow DIRS (`prozsec plugins list --path` replaces the
+ * configuration and environment parts). Relative directories are made
+ * absolute against the current directory; empty ones and repeats are
+ * dropped. Returns 0, PZ_EINVAL (OUT is NULL) or PZ_ENOMEM. */
+int pz_loader_new_path(const char *const *dirs, size_t n_dirs, unsigned flags, pz_loader **out, pz_err *err);
+
 /* Free the loader's bookkeeping. Loaded plugins stay resident. */
 void pz_loader_free(pz_loader *loader);
 
