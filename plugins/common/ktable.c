@@ -16,7 +16,7 @@
  * pages it is a TLB miss as well. */
 #define MAP_THRESHOLD ((size_t)2 << 20)
 /* Live entries compared per eviction. */
-#define EVICT_SAMPLE 8
+#define EVICT_SAMPLE 16
 
 static uint64_t *slots_alloc(size_t nslots, size_t stride, int *mapped)
 {

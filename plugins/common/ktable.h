@@ -15,8 +15,10 @@
  * by half; a rebuild drops entries the caller's classify() says are idle
  * (state equal to "no entry", such as a full token bucket). At MAX_KEYS an
  * insert first evicts: a sweep hand walks the table and, among the next
- * eight occupied slots, takes the first idle entry, else the one with the
- * smallest age (least recently used), never a pinned one.
+ * sixteen occupied slots, takes the first idle entry, else the one with the
+ * smallest age, never a pinned one. What "age" means is the caller's: the
+ * rate limiters use the time the key would become idle, so the entry
+ * closest to idle (whose loss matters least) goes first.
  *
  * Thread safety: none; one instance per limiter instance, called from one
  * thread at a time.
@@ -30,7 +32,7 @@
 /* What an entry is worth keeping, as classify() reports it. */
 typedef enum pz_kt_class {
     PZ_KT_IDLE = 0,   /* equivalent to absent: may be dropped at any time */
-    PZ_KT_LIVE = 1,   /* may be evicted under pressure, oldest AGE first */
+    PZ_KT_LIVE = 1,   /* may be evicted under pressure, smallest AGE first */
     PZ_KT_PINNED = 2, /* must not be evicted (live connections, an active ban) */
 } pz_kt_class;
 

@@ -14,8 +14,9 @@
  * grants more than configured) and every decision is integer arithmetic.
  * Per-key state is 16 bytes in a keyed-hash table bounded by max_keys
  * (plugins/common/ktable.h); a key whose TAT has passed is idle (equal to a
- * new key) and is dropped first. The peer status's factor scales both rate
- * and burst.
+ * new key) and is dropped first; under a key flood the key whose TAT is
+ * earliest (closest to idle: evicting it grants the least) goes next. The
+ * peer status's factor scales both rate and burst.
  *
  * Entry words: [0] fingerprint, [1] TAT in 1/16 ns.
  */
@@ -242,9 +243,7 @@ static int gcra_update_config(void *state, const pz_conf *conf, pz_err *err)
             memset(e, 0, g->kt.stride * sizeof(uint64_t));
             continue;
         }
-        if (e[1] <= now_u)
-            continue; /* idle: stays equal to a new key */
-        double debt = (double)(e[1] - now_u);
+        double debt = e[1] > now_u ? (double)(e[1] - now_u) : 0;
         double level = (tau1 - debt) / t1;
         if (level < 0)
             level = 0;

@@ -14,7 +14,8 @@
  *    limiter never grants more than configured.
  *  - Bounded memory: state lives in a keyed-hash table (plugins/common/
  *    ktable.h) of at most max_keys entries of 24 bytes; full buckets are idle
- *    and dropped first, a key flood evicts the least recently used.
+ *    and dropped first; under a key flood the bucket that would be full
+ *    soonest goes next (dropping it grants the fewest tokens).
  *  - Status budgets: capacity and refill are scaled by the peer status's
  *    factor (status_factors).
  *
@@ -116,9 +117,12 @@ static pz_kt_class classify(const uint64_t *e, uint64_t now, uint64_t *age, void
     uint64_t level = e[2] & LEVEL_MASK, cap = b->s.cap_u[st], rate = b->s.rate_u[st], last = e[1];
     if (level >= cap)
         return PZ_KT_IDLE;
-    if (rate && now > last && now - last >= (cap - level + rate - 1) / rate)
+    uint64_t to_full = rate ? (cap - level + rate - 1) / rate : UINT64_MAX - last;
+    if (rate && now > last && now - last >= to_full)
         return PZ_KT_IDLE;
-    *age = last;
+    /* Evict the bucket that will be full soonest: dropping it (a new bucket
+     * starts full) grants the fewest tokens. */
+    *age = to_full > UINT64_MAX - last ? UINT64_MAX : last + to_full;
     return PZ_KT_LIVE;
 }
 
