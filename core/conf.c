@@ -911,13 +911,25 @@ int pz_conf_int(const pz_conf *map, const char *key, int64_t def, int64_t min, i
                 pz_err *err)
 {
     const pz_conf *node;
-    char what[96];
-    int64_t v = 0;
     int rc = lookup(map, key, &node, err);
     *out = def;
     if (rc < 0 || !node)
         return rc;
+    rc = pz_conf_as_int(node, min, max, out, err);
+    if (rc < 0)
+        *out = def;
+    return rc;
+}
+
+int pz_conf_as_int(const pz_conf *node, int64_t min, int64_t max, int64_t *out, pz_err *err)
+{
+    char what[96];
+    int64_t v = 0;
+    int rc;
+    mark(node);
     range_int(what, sizeof(what), min, max);
+    if (node->kind == PZ_CONF_NODE_SCALAR && node->null)
+        return expected(node, err, what, NULL);
     if (node->kind != PZ_CONF_NODE_SCALAR)
         return expected(node, err, what, NULL);
     rc = parse_int(node->text, &v);
@@ -1193,6 +1205,21 @@ int pz_conf_error(const pz_conf *node, pz_err *err, const char *fmt, ...)
                         msg ? msg : "configuration error");
     free(msg);
     return rc;
+}
+
+const pz_conf *pz_conf_child(const pz_conf *map, const char *key)
+{
+    const pz_conf *node = NULL;
+    if (!map || map->kind != PZ_CONF_NODE_MAP || lookup(map, key, &node, NULL) < 0)
+        return NULL;
+    return node;
+}
+
+int pz_conf_expected(const pz_conf *node, pz_err *err, const char *what)
+{
+    if (!node)
+        return pz_err_set(err, PZ_ECONFIG, "expected %s", what);
+    return expected(node, err, what, NULL);
 }
 
 int pz_conf_is_null(const pz_conf *node)

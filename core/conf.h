@@ -85,6 +85,22 @@ void pz_conf_delegate(const pz_conf *node);
  * applies), but the key still counts for the unknown-key check. */
 int pz_conf_is_null(const pz_conf *node);
 
+/* NODE itself read as an integer in [MIN, MAX] (for list elements and map
+ * values reached with pz_conf_at). A null NODE is an error here. Marks
+ * NODE used. Returns 0 or PZ_ECONFIG with the getters' message. */
+int pz_conf_as_int(const pz_conf *node, int64_t min, int64_t max, int64_t *out, pz_err *err);
+
+/* The value node of KEY (a dotted path, as for the getters) in MAP, or
+ * NULL when absent or null (or when a node on the way is not a map). Marks
+ * it used like a getter does; for readers that check a value themselves
+ * and need its position. */
+const pz_conf *pz_conf_child(const pz_conf *map, const char *key);
+
+/* Report NODE as a wrong value: sets ERR to "FILE:LINE:COL: path: expected
+ * WHAT, found <NODE>" (NODE shown as a map, a list, null or its quoted
+ * text), exactly as the getters do, and returns PZ_ECONFIG. */
+int pz_conf_expected(const pz_conf *node, pz_err *err, const char *what);
+
 /* Report every key below NODE (inclusive of NODE's own map) that no getter
  * read: one "FILE:LINE:COL: path: unknown key" message per key into ERR
  * (use a collecting pz_err to get them all). Returns 0 when none, else

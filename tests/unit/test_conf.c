@@ -493,6 +493,48 @@ static void test_scalar_where_error(void **state)
     pz_conf_doc_free(doc);
 }
 
+static void test_child_expected_as_int(void **state)
+{
+    (void)state;
+    pz_conf_doc *doc = load("m: {a.b: 3, n: ~, s: x}\nl: [5, \"6\", ~, [7]]\n");
+    const pz_conf *root = pz_conf_root(doc), *m = pz_conf_child(root, "m"), *l = pz_conf_child(root, "l");
+    pz_err err;
+    int64_t v = 0;
+    pz_err_init(&err);
+    assert_non_null(m);
+    assert_null(pz_conf_child(m, "n"));       /* null */
+    assert_null(pz_conf_child(m, "absent"));  /* absent */
+    assert_null(pz_conf_child(root, "m.s.x")); /* through a scalar */
+    assert_null(pz_conf_child(l, "x"));       /* not a map */
+    assert_null(pz_conf_child(NULL, "x"));
+    assert_string_equal(pz_conf_scalar(pz_conf_child(root, "m.s")), "x");
+    /* A key with a dot is reached by position, not by path. */
+    const char *key = NULL;
+    const pz_conf *ab = pz_conf_at(m, 0, &key);
+    assert_string_equal(key, "a.b");
+    assert_int_equal(pz_conf_as_int(ab, 0, 10, &v, &err), 0);
+    assert_int_equal(v, 3);
+    assert_int_equal(pz_conf_as_int(pz_conf_at(l, 0, NULL), 0, 10, &v, &err), 0);
+    assert_int_equal(v, 5);
+    assert_int_equal(pz_conf_as_int(pz_conf_at(l, 0, NULL), 6, 10, &v, &err), PZ_ECONFIG);
+    assert_string_equal(pz_err_msg(&err), "test.yaml:2:5: l[0]: expected an integer between 6 and 10, found \"5\"");
+    assert_int_equal(pz_conf_as_int(pz_conf_at(l, 1, NULL), 0, 10, &v, &err), PZ_ECONFIG);
+    assert_string_equal(pz_err_msg(&err), "test.yaml:2:8: l[1]: expected an integer between 0 and 10, found \"6\" "
+                                          "(quoted, so a string: remove the quotes)");
+    assert_int_equal(pz_conf_as_int(pz_conf_at(l, 2, NULL), 0, 10, &v, &err), PZ_ECONFIG);
+    assert_string_equal(pz_err_msg(&err), "test.yaml:2:13: l[2]: expected an integer between 0 and 10, found null");
+    assert_int_equal(pz_conf_as_int(pz_conf_at(l, 3, NULL), 0, 10, &v, &err), PZ_ECONFIG);
+    assert_string_equal(pz_err_msg(&err), "test.yaml:2:16: l[3]: expected an integer between 0 and 10, found a list");
+    assert_int_equal(pz_conf_expected(m, &err, "a peer"), PZ_ECONFIG);
+    assert_string_equal(pz_err_msg(&err), "test.yaml:1:4: m: expected a peer, found a map");
+    assert_int_equal(pz_conf_expected(NULL, &err, "a peer"), PZ_ECONFIG);
+    assert_string_equal(pz_err_msg(&err), "expected a peer");
+    /* pz_conf_expected marks the value read: it is wrong, not unknown. */
+    assert_int_equal(pz_conf_check_unused(root, NULL), 0);
+    pz_err_clear(&err);
+    pz_conf_doc_free(doc);
+}
+
 /* ------------------------------------------------------------------------ */
 /* Unknown keys */
 
@@ -866,6 +908,7 @@ int main(void)
         cmocka_unit_test(test_long_value_is_cut),
         cmocka_unit_test(test_dotted_keys),
         cmocka_unit_test(test_scalar_where_error),
+        cmocka_unit_test(test_child_expected_as_int),
         cmocka_unit_test(test_unknown_keys),
         cmocka_unit_test(test_suggestions),
         cmocka_unit_test(test_unknown_in_lists),
