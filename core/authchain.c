@@ -273,6 +273,10 @@ static int read_entry(pz_authchain *chain, pz_loader *loader, const pz_conf *ite
     rc = pz_conf_map(item, "config", &conf, err);
     if (rc)
         goto out;
+    /* The provider checks its own settings (pz_provider_new); here only
+     * the entry's keys. */
+    if (conf)
+        pz_conf_delegate(conf);
     rc = pz_conf_check_unused(item, err);
     if (rc)
         goto out;
@@ -318,6 +322,8 @@ int pz_authchain_new_from_conf(pz_loader *loader, const pz_conf *auth, pz_authch
     rc = pz_conf_map(auth, "default_config", &defconf, err);
     if (rc)
         goto out;
+    if (defconf)
+        pz_conf_delegate(defconf);
     rc = pz_conf_list(auth, "chain", &list, err);
     if (rc)
         goto out;
