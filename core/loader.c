@@ -397,6 +397,10 @@ static int open_plugin(const char *path, const char *abs, lt_dlhandle *out, pz_e
     void *now = dlopen(abs, RTLD_NOW | RTLD_LOCAL);
     if (!now) {
         const char *e = dlerror();
+        size_t n = strlen(abs);
+        /* dlerror() often starts with the file name, which we already give. */
+        if (e && strncmp(e, abs, n) == 0 && strncmp(e + n, ": ", 2) == 0)
+            e += n + 2;
         return pz_err_set(err, PZ_EIO, "%s: cannot open: %s; check its dependencies with `ldd -r %s`", path,
                           e ? e : "unknown error", abs);
     }
