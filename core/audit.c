@@ -271,7 +271,9 @@ static void check_record(verifier *v, uint64_t index, off_t offset, GVariant *re
         say(v, "record %" G_GUINT64_FORMAT " (offset %lld): hash chain broken (a record before it was removed, "
                "reordered or changed)", index, (long long)offset);
     }
-    GBytes *b = g_bytes_new(ctx, ctx_len);
+    uint8_t *copy = g_malloc0(ctx_len + 8); /* slack: see pz_wire_decode */
+    memcpy(copy, ctx, ctx_len);
+    GBytes *b = g_bytes_new_with_free_func(copy, ctx_len, g_free, copy);
     sp = g_variant_ref_sink(g_variant_new_from_bytes(G_VARIANT_TYPE(PZ_WIRE_TYPE_REQUEST_SIGNED), b, FALSE));
     g_bytes_unref(b);
     if (!g_variant_is_normal_form(sp)) {
@@ -354,7 +356,7 @@ PZ_API int pz_audit_verify(const char *path, pz_audit_key_lookup lookup, void *l
         uint32_t len = r == 1 ? pz_frame_get_header(hdr) : 0;
         uint8_t *p = NULL;
         if (r == 1 && len > 0 && len <= PZ_AUDIT_RECORD_MAX) {
-            p = g_try_malloc(len);
+            p = g_try_malloc0((gsize)len + 8); /* slack: see pz_wire_decode */
             if (!p) {
                 rc = pz_rpc_set_error(error, PZ_ENOMEM, "%s: out of memory", path);
                 goto out;

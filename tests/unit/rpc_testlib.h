@@ -39,10 +39,10 @@ void tl_node_clear(tl_node *n);
 void tl_write_all(GMainContext *ctx, int fd, const uint8_t *buf, size_t len);
 
 /* Run CTX until a whole frame arrives on FD; returns its payload (g_free)
- * or NULL when the peer closed (or after about 5 s). */
+ * or NULL when the peer closed (or after about 30 s idle). */
 uint8_t *tl_read_frame(GMainContext *ctx, int fd, size_t *len);
 
-/* Run CTX until *FLAG is non-zero (or about 10 s pass: then fail). */
+/* Run CTX until *FLAG is non-zero (or 300 s pass: then abort). */
 void tl_run_until(GMainContext *ctx, const int *flag);
 
 /* Run CTX for about MS milliseconds. */
