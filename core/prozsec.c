@@ -14,6 +14,8 @@
 static const pz_cmd commands[] = {
     {"plugins", "list the provider plugins on the plugin path", pz_cmd_plugins},
     {"config", "check a configuration file", pz_cmd_config},
+    {"ca", "create a certificate authority", pz_cmd_ca},
+    {"cert", "issue, revoke, show and verify node certificates", pz_cmd_cert},
     {NULL, NULL, NULL},
 };
 
