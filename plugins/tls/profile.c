@@ -81,6 +81,13 @@ static const char *weakness(const char *name)
         return "anonymous key exchange (no server authentication)";
     if (contains(name, "PSK") || contains(name, "SRP") || contains(name, "KRB5"))
         return "key exchange without certificates (PSK/SRP/Kerberos)";
+    /* Past this point only judge names that look like suites at all. */
+    static const char *const ciphers[] = {"AES", "CHACHA20", "CAMELLIA", "ARIA", "SEED", "GOST", "SM4"};
+    int cipher = 0;
+    for (size_t i = 0; i < sizeof(ciphers) / sizeof(ciphers[0]); i++)
+        cipher |= contains(name, ciphers[i]);
+    if (!cipher)
+        return NULL;
     int tls13 = starts(name, "TLS_") && !contains(name, "_WITH_");
     if (!tls13) {
         int ecdhe = starts(name, "TLS_ECDHE_ECDSA_WITH_") || starts(name, "TLS_ECDHE_RSA_WITH_") ||
