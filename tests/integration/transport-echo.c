@@ -12,8 +12,11 @@
  * <port>" once ready (and writes the port to --port-file), then for every
  * connection "PEER <addr> certs=<n> cb=<hex>" after the handshake or
  * "REFUSED <addr> <code>: <message>" when it fails, and echoes every byte
- * back. Provider log lines go to stderr as "LEVEL provider: text". The
- * client prints "ECHO <text>" for each of its --count connections.
+ * back; SIGHUP re-reads --config into the provider's reload() and prints
+ * "RELOADED" or "RELOAD-FAILED ...". Provider log lines go to stderr as
+ * "LEVEL provider: text". The client prints its own "PEER" line (the
+ * server's credentials) and "ECHO <text>" for each of its --count
+ * connections, or "FAILED <code>: <message>".
  *
  * Exit status: 0 ok, 1 a connection failed (client), 2 usage/setup error.
  */
@@ -53,12 +56,37 @@ static int opt_count = 1;
 static int opt_lifetime = 60;
 static gboolean opt_quiet;
 
-static volatile sig_atomic_t stop;
+static volatile sig_atomic_t stop, reload_asked;
 
 static void on_signal(int sig)
 {
-    (void)sig;
-    stop = 1;
+    if (sig == SIGHUP)
+        reload_asked = 1;
+    else
+        stop = 1;
+}
+
+/* Configuration documents read so far (a reload keeps the old ones until
+ * exit: the provider may still point into them). */
+static GPtrArray *docs;
+
+/* SIGHUP: re-read --config and hand it to the provider's reload(). */
+static void do_reload(const pz_transport_provider *t, void *state)
+{
+    pz_err err;
+    pz_err_init(&err);
+    pz_conf_doc *doc = NULL;
+    int rc = PZ_ENOTSUP;
+    if (t->reload && (rc = pz_conf_load_file(opt_config, &doc, &err)) == 0) {
+        g_ptr_array_add(docs, doc);
+        rc = t->reload(state, pz_conf_root(doc), &err);
+    }
+    if (rc == 0)
+        printf("RELOADED\n");
+    else
+        printf("RELOAD-FAILED %s: %s\n", pz_strerror(rc), pz_err_msg(&err));
+    fflush(stdout);
+    pz_err_clear(&err);
 }
 
 static void log_hook(void *ud, const char *source, pz_log_level level, const char *msg)
@@ -85,6 +113,8 @@ static void addr_text(const pz_addr *a, char *out, size_t len)
         snprintf(out, len, "%u.%u.%u.%u:%u", a->bytes[0], a->bytes[1], a->bytes[2], a->bytes[3], a->port);
     else if (a->family == PZ_AF_UNIX)
         snprintf(out, len, "unix");
+    else if (a->family == PZ_AF_NONE)
+        snprintf(out, len, "server");
     else
         snprintf(out, len, "[v6]:%u", a->port);
 }
@@ -191,6 +221,10 @@ static int serve(const pz_transport_provider *t, void *state)
     }
     gint64 end = g_get_monotonic_time() + (gint64)opt_lifetime * G_USEC_PER_SEC;
     while (!stop && g_get_monotonic_time() < end) {
+        if (reload_asked) {
+            reload_asked = 0;
+            do_reload(t, state);
+        }
         struct pollfd pfd[MAX_CONNS + 1];
         int map[MAX_CONNS + 1];
         int n = 0;
@@ -292,6 +326,10 @@ static int client_once(const pz_transport_provider *t, void *state)
             goto out;
     if (rc != 0)
         goto out;
+    {
+        echo_conn ec = {.conn = conn};
+        print_peer(t, &ec);
+    }
     while (off < len) {
         size_t n = 0;
         rc = t->write(conn, opt_message + off, len - off, &n, &err);
@@ -366,6 +404,8 @@ int main(int argc, char **argv)
     g_option_context_free(ctx);
     signal(SIGTERM, on_signal);
     signal(SIGINT, on_signal);
+    signal(SIGHUP, on_signal);
+    docs = g_ptr_array_new_with_free_func((GDestroyNotify)pz_conf_doc_free);
     signal(SIGPIPE, SIG_IGN);
 
     pz_core_hooks hooks = {.log = log_hook};
@@ -383,6 +423,8 @@ int main(int argc, char **argv)
         goto out;
     if (opt_config && pz_conf_load_file(opt_config, &doc, &err) != 0)
         goto out;
+    if (doc)
+        g_ptr_array_add(docs, doc);
     if (pz_provider_new(plugin, NULL, doc ? pz_conf_root(doc) : NULL, &prov, &err) != 0)
         goto out;
     const pz_transport_provider *t = pz_provider_table(prov);
@@ -399,7 +441,7 @@ out:
     if (status == 2 && pz_err_msg(&err)[0])
         fprintf(stderr, "transport-echo: %s\n", pz_err_msg(&err));
     pz_provider_free(prov);
-    pz_conf_doc_free(doc);
+    g_ptr_array_free(docs, TRUE);
     pz_loader_free(loader);
     pz_err_clear(&err);
     return status;
