@@ -749,8 +749,12 @@ static int parse_file(rep *r, const uint8_t *data, size_t len, int apply, const 
                 ban_set(r, x, NEVER);
             else if (ban_left > off)
                 ban_set(r, x, now + (ban_left - off));
-            else if (ban_left)
+            else if (ban_left) {
+                /* Ended while the node was down: as ban_clear does. */
                 x->ban_ended = back(now, off - ban_left);
+                if (x->score < r->th_blocked)
+                    x->score = r->th_blocked;
+            }
         } else if (apply) {
             core->log(core, PZ_LOG_WARNING, "no room to load a record (max_records %llu)",
                       (unsigned long long)r->max_records);
