@@ -35,6 +35,7 @@ struct pz_rpc_chan {
     int paused;
     int closed;
     int in_dispatch;
+    GIOCondition cond; /* what the source polls for now */
 };
 
 static void update_events(pz_rpc_chan *c);
@@ -194,7 +195,10 @@ static void update_events(pz_rpc_chan *c)
         cond |= G_IO_IN;
     if (want & PZ_IO_WRITE)
         cond |= G_IO_OUT;
-    g_source_modify_unix_fd(&c->src->source, c->fd_tag, cond);
+    if (cond != c->cond) { /* a change makes the context rebuild its poll set */
+        c->cond = cond;
+        g_source_modify_unix_fd(&c->src->source, c->fd_tag, cond);
+    }
 }
 
 int pz_rpc_chan_new(GMainContext *ctx, const pz_transport_provider *tp, void *tconn, size_t max_frame,
@@ -228,7 +232,8 @@ int pz_rpc_chan_new(GMainContext *ctx, const pz_transport_provider *tp, void *tc
     c->src = (chan_source *)g_source_new(&chan_funcs, sizeof(chan_source));
     c->src->chan = c;
     g_source_set_name(&c->src->source, "prozsec rpc channel");
-    c->fd_tag = g_source_add_unix_fd(&c->src->source, fd, G_IO_IN | G_IO_ERR | G_IO_HUP);
+    c->cond = G_IO_IN | G_IO_ERR | G_IO_HUP;
+    c->fd_tag = g_source_add_unix_fd(&c->src->source, fd, c->cond);
     g_source_attach(&c->src->source, ctx);
     /* Bytes may already wait inside the transport (read during the
      * handshake): look once without waiting for the descriptor. */

@@ -475,24 +475,70 @@ static const uint8_t *fixed_bytes(GVariant *v, size_t *n)
     return p;
 }
 
+/* Child I of a tuple whose type was checked: a new reference. */
+#define CHILD(v, i) g_variant_get_child_value((v), (i))
+
+/* Scalars straight from a child, without keeping it (g_variant_get's
+ * format parsing costs more than the rest of decoding). */
+static guint64 child_u64(GVariant *t, gsize i)
+{
+    GVariant *c = CHILD(t, i);
+    guint64 x = g_variant_get_uint64(c);
+    g_variant_unref(c);
+    return x;
+}
+
+static guint32 child_u32(GVariant *t, gsize i)
+{
+    GVariant *c = CHILD(t, i);
+    guint32 x = g_variant_get_uint32(c);
+    g_variant_unref(c);
+    return x;
+}
+
+static gint32 child_i32(GVariant *t, gsize i)
+{
+    GVariant *c = CHILD(t, i);
+    gint32 x = g_variant_get_int32(c);
+    g_variant_unref(c);
+    return x;
+}
+
+static guint8 child_byte(GVariant *t, gsize i)
+{
+    GVariant *c = CHILD(t, i);
+    guint8 x = g_variant_get_byte(c);
+    g_variant_unref(c);
+    return x;
+}
+
+/* A string child: pointer valid while the (serialized) parent T is, as
+ * for g_variant_get's "&s". */
+static const char *child_str(GVariant *t, gsize i)
+{
+    GVariant *c = CHILD(t, i);
+    const char *x = g_variant_get_string(c, NULL);
+    g_variant_unref(c);
+    return x;
+}
+
 static int decode_request(GVariant *env, GVariant *body, pz_wire_request *req, const char **why)
 {
     memset(req, 0, sizeof(*req));
     req->env = env;
-    req->signed_part = g_variant_get_child_value(body, 0);
-    GVariant *ctx = req->kids[0] = g_variant_get_child_value(req->signed_part, 0);
-    GVariant *pv = g_variant_get_child_value(req->signed_part, 1);
+    req->signed_part = CHILD(body, 0);
+    GVariant *ctx = req->kids[0] = CHILD(req->signed_part, 0);
+    GVariant *pv = CHILD(req->signed_part, 1);
     req->params = g_variant_get_variant(pv);
     g_variant_unref(pv);
-    GVariant *auth = req->kids[1] = g_variant_get_child_value(body, 1);
-    guint32 timeout;
-    guint8 mode;
-    guint64 ts;
-    g_variant_get(ctx, "(&st@ay&s&suy)", &req->method, &ts, &req->kids[2], &req->caller, &req->target, &timeout,
-                  &mode);
-    req->timestamp_ns = ts;
-    req->timeout_ms = timeout;
-    req->mode = mode;
+    GVariant *auth = req->kids[1] = CHILD(body, 1);
+    req->method = child_str(ctx, 0);
+    req->timestamp_ns = child_u64(ctx, 1);
+    req->kids[2] = CHILD(ctx, 2);
+    req->caller = child_str(ctx, 3);
+    req->target = child_str(ctx, 4);
+    req->timeout_ms = child_u32(ctx, 5);
+    req->mode = child_byte(ctx, 6);
     size_t n;
     req->call_id = fixed_bytes(req->kids[2], &n);
     if (n != PZ_RPC_CALL_ID_LEN)
@@ -502,7 +548,7 @@ static int decode_request(GVariant *env, GVariant *body, pz_wire_request *req, c
         return *why = "bad method name", PZ_EPROTO;
     if (!pz_wire_node_id_valid(req->caller) || !pz_wire_node_id_valid(req->target))
         return *why = "bad node id", PZ_EPROTO;
-    if (mode != PZ_WIRE_MODE_SIG && mode != PZ_WIRE_MODE_MAC)
+    if (req->mode != PZ_WIRE_MODE_SIG && req->mode != PZ_WIRE_MODE_MAC)
         return *why = "unknown integrity mode", PZ_EPROTO;
     return 0;
 }
@@ -513,12 +559,14 @@ static int decode_response(GVariant *env, GVariant *body, pz_wire_response *resp
     resp->env = env;
     resp->signed_part = g_variant_get_child_value(body, 0);
     GVariant *auth = resp->kids[0] = g_variant_get_child_value(body, 1);
-    guint64 ts;
-    gint32 status;
-    g_variant_get(resp->signed_part, "(v@ayt&si&s)", &resp->data, &resp->kids[1], &ts, &resp->sender, &status,
-                  &resp->message);
-    resp->timestamp_ns = ts;
-    resp->status = status;
+    GVariant *sp = resp->signed_part, *dv = CHILD(sp, 0);
+    resp->data = g_variant_get_variant(dv);
+    g_variant_unref(dv);
+    resp->kids[1] = CHILD(sp, 1);
+    resp->timestamp_ns = child_u64(sp, 2);
+    resp->sender = child_str(sp, 3);
+    resp->status = child_i32(sp, 4);
+    resp->message = child_str(sp, 5);
     size_t n;
     resp->call_id = fixed_bytes(resp->kids[1], &n);
     if (n != PZ_RPC_CALL_ID_LEN)
@@ -558,8 +606,8 @@ int pz_wire_decode(const uint8_t *frame, size_t len, int *kind, pz_wire_request 
         rc = PZ_EPROTO;
         goto out;
     }
-    guint8 version, k;
-    g_variant_get(env, "(yy@v)", &version, &k, &bodyv);
+    guint8 version = child_byte(env, 0), k = child_byte(env, 1);
+    bodyv = CHILD(env, 2);
     body = g_variant_get_variant(bodyv);
     if (version != PZ_WIRE_VERSION) {
         *why = "unknown envelope version";
