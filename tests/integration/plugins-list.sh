@@ -12,6 +12,8 @@ FIX="$(cd "$top_builddir/tests/fixtures/plugins/.libs" && pwd)"
 TMP=$(mktemp -d "${TMPDIR:-/tmp}/pz-plugins-list.XXXXXX")
 trap 'chmod -R u+w "$TMP" 2>/dev/null; rm -rf "$TMP"' EXIT INT TERM
 
+[ -x "$PROZSEC" ] || { echo "ERROR: $PROZSEC is not built"; exit 99; }
+
 fails=0
 fail() { echo "FAIL: $*"; fails=$((fails + 1)); }
 has() { # has FILE LINE-REGEX WHAT
