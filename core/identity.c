@@ -134,22 +134,20 @@ int pz_identity_parse_key32(const char *text, uint8_t out[32], size_t *got_len)
     int all_hex = n > 0 && n % 2 == 0;
     for (size_t i = 0; all_hex && i < n; i++)
         all_hex = g_ascii_isxdigit(text[i]);
-    if (all_hex && n == 64) {
+    /* An even run of hex digits is hex (base64 of 32 bytes always has a
+     * '=' or an odd length, so it is never mistaken for hex). */
+    if (all_hex) {
+        if (got_len)
+            *got_len = n / 2;
+        if (n != 64)
+            return PZ_ERANGE;
         for (size_t i = 0; i < 32; i++)
             out[i] = (uint8_t)(g_ascii_xdigit_value(text[2 * i]) << 4 | g_ascii_xdigit_value(text[2 * i + 1]));
-        if (got_len)
-            *got_len = 32;
         return 0;
     }
     long len = b64_decode(text, buf, sizeof(buf));
-    if (len < 0) {
-        if (all_hex) {
-            if (got_len)
-                *got_len = n / 2;
-            return PZ_ERANGE;
-        }
+    if (len < 0)
         return PZ_EINVAL;
-    }
     if (got_len)
         *got_len = (size_t)len;
     if (len != 32) {
