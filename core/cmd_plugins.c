@@ -504,6 +504,9 @@ static const pz_cmd plugin_cmds[] = {
     {NULL, NULL, NULL},
 };
 
+/* `prozsec plugins SUBCOMMAND ...` (ARGV[0] is "plugins"). Returns the exit
+ * status: 0 every file loaded, 1 some refused, 2 usage or configuration
+ * error. Forks one child per file; not for use from a threaded program. */
 int pz_cmd_plugins(int argc, char **argv)
 {
     return pz_cmd_dispatch("plugins", plugin_cmds, argc, argv);
