@@ -36,7 +36,7 @@ typedef struct pz_tls_conn {
     gnutls_session_t sess; /* created by the first handshake() call */
     uint64_t deadline_ns;
     pz_addr remote;
-    char peer[64];     /* remote address as text, for logs */
+    char peer_buf[64]; /* remote address as text, made on first use (peer()) */
     char *resume_key;  /* client: "ADDRESS|NODE_ID" */
     char *expected;    /* client: node id dialled, or NULL */
     uint16_t suite;    /* from the ServerHello */
@@ -55,6 +55,14 @@ typedef struct pz_tls_conn {
     uint8_t cb[PZ_TLS_CB_LEN];
     size_t wpending; /* size of a record send that returned EAGAIN */
 } pz_tls_conn;
+
+/* The remote address as text, for logs and messages. */
+static const char *peer(pz_tls_conn *c)
+{
+    if (!c->peer_buf[0])
+        pz_tls_addr_format(&c->remote, c->peer_buf, sizeof(c->peer_buf));
+    return c->peer_buf;
+}
 
 static void release_pending(pz_tls_conn *c)
 {
@@ -78,7 +86,6 @@ static pz_tls_conn *conn_new(pz_tls_state *st, int fd, int server, const pz_addr
     c->events = server ? PZ_IO_READ : PZ_IO_WRITE;
     c->remote = *remote;
     c->deadline_ns = st->core->monotonic_ns(st->core) + c->cr->handshake_timeout_ns;
-    pz_tls_addr_format(remote, c->peer, sizeof(c->peer));
     return c;
 }
 
@@ -164,13 +171,13 @@ static int fail(pz_tls_conn *c, int code, pz_err *err)
     c->phase = PHASE_FAILED;
     release_pending(c);
     if (code == PZ_EREFUSED) {
-        core->log(core, PZ_LOG_NOTICE, "handshake %s %s refused: reason=%s: %s", dir, c->peer, token, c->refusal);
+        core->log(core, PZ_LOG_NOTICE, "handshake %s %s refused: reason=%s: %s", dir, peer(c), token, c->refusal);
         core->metric_add(core, "handshakes_refused_total", token, 1);
     } else {
-        core->log(core, PZ_LOG_INFO, "handshake %s %s failed: reason=%s: %s", dir, c->peer, token, c->refusal);
+        core->log(core, PZ_LOG_INFO, "handshake %s %s failed: reason=%s: %s", dir, peer(c), token, c->refusal);
         core->metric_add(core, "handshakes_failed_total", token, 1);
     }
-    return core->error(core, err, code, "tls: handshake %s %s: %s: %s", dir, c->peer, token, c->refusal);
+    return core->error(core, err, code, "tls: handshake %s %s: %s: %s", dir, peer(c), token, c->refusal);
 }
 
 /* ------------------------------------------------------------------------ */
@@ -333,7 +340,7 @@ static int setup_session(pz_tls_conn *c, pz_err *err)
             }
             gnutls_memset(key, 0, sizeof(key));
             if (rc != 0 || g < 0)
-                c->core->log(c->core, PZ_LOG_WARNING, "session tickets unavailable for %s: %s", c->peer,
+                c->core->log(c->core, PZ_LOG_WARNING, "session tickets unavailable for %s: %s", peer(c),
                              rc != 0 ? pz_strerror(rc) : gnutls_strerror(g));
         }
     } else {
@@ -478,7 +485,7 @@ static int finish(pz_tls_conn *c, pz_err *err)
     int resumed = gnutls_session_is_resumed(s);
     const pz_tls_suite *su = pz_tls_suite_by_id(c->suite);
     c->core->log(c->core, PZ_LOG_DEBUG, "handshake %s %s: %s %s, node %s (%s)%s", c->server ? "from" : "to",
-                 c->peer, pz_tls_version_name(version), su ? su->iana : "?", n ? c->node_id : "-",
+                 peer(c), pz_tls_version_name(version), su ? su->iana : "?", n ? c->node_id : "-",
                  n ? c->node_type : "-", resumed ? ", resumed" : "");
     c->core->metric_add(c->core, "handshakes_total", resumed ? "resumed" : "full", 1);
     return 0;
@@ -495,7 +502,7 @@ int pz_tls_handshake(void *conn, pz_err *err)
         return 0;
     if (c->phase == PHASE_FAILED)
         return core->error(core, err, PZ_ECLOSED, "tls: handshake %s %s already failed", c->server ? "from" : "to",
-                           c->peer);
+                           peer(c));
     if (core->monotonic_ns(core) >= c->deadline_ns) {
         set_refusal(c, "timeout", "handshake deadline of %.3gs passed",
                     (double)c->cr->handshake_timeout_ns / 1e9);
@@ -511,7 +518,7 @@ int pz_tls_handshake(void *conn, pz_err *err)
         int soerr = 0;
         socklen_t sl = sizeof(soerr);
         if (n < 0 || getsockopt(c->fd, SOL_SOCKET, SO_ERROR, &soerr, &sl) != 0 || soerr != 0) {
-            set_refusal(c, "connect", "connect to %s: %s", c->peer, strerror(soerr ? soerr : errno));
+            set_refusal(c, "connect", "connect to %s: %s", peer(c), strerror(soerr ? soerr : errno));
             return fail(c, PZ_EIO, err);
         }
         c->connecting = 0;
@@ -553,7 +560,7 @@ int pz_tls_conn_events(void *conn)
 static int not_open(pz_tls_conn *c, pz_err *err)
 {
     return c->core->error(c->core, err, c->phase == PHASE_FAILED ? PZ_ECLOSED : PZ_EINVAL,
-                          "tls: connection %s %s is not established", c->server ? "from" : "to", c->peer);
+                          "tls: connection %s %s is not established", c->server ? "from" : "to", peer(c));
 }
 
 int pz_tls_read(void *conn, void *buf, size_t len, size_t *nread, pz_err *err)
@@ -585,15 +592,15 @@ int pz_tls_read(void *conn, void *buf, size_t len, size_t *nread, pz_err *err)
             c->phase = PHASE_FAILED;
             return c->core->error(c->core, err, PZ_EPROTO,
                                   "tls: %s closed the connection without close_notify (possible truncation)",
-                                  c->peer);
+                                  peer(c));
         case GNUTLS_E_PULL_ERROR:
             c->phase = PHASE_FAILED;
-            return c->core->error(c->core, err, PZ_EIO, "tls: read from %s: %s", c->peer, strerror(errno));
+            return c->core->error(c->core, err, PZ_EIO, "tls: read from %s: %s", peer(c), strerror(errno));
         default:
             if (!gnutls_error_is_fatal((int)n))
                 continue;
             c->phase = PHASE_FAILED;
-            return c->core->error(c->core, err, PZ_EPROTO, "tls: read from %s: %s", c->peer,
+            return c->core->error(c->core, err, PZ_EPROTO, "tls: read from %s: %s", peer(c),
                                   gnutls_strerror((int)n));
         }
     }
@@ -630,7 +637,7 @@ int pz_tls_write(void *conn, const void *buf, size_t len, size_t *nwritten, pz_e
     }
     c->phase = PHASE_FAILED;
     return c->core->error(c->core, err, n == GNUTLS_E_PUSH_ERROR ? PZ_EIO : PZ_EPROTO, "tls: write to %s: %s",
-                          c->peer, gnutls_strerror((int)n));
+                          peer(c), gnutls_strerror((int)n));
 }
 
 void pz_tls_close(void *conn)
