@@ -26,6 +26,7 @@ int pz_cmd_plugins(int argc, char **argv);
 int pz_cmd_config(int argc, char **argv);
 int pz_cmd_ca(int argc, char **argv);
 int pz_cmd_cert(int argc, char **argv);
+int pz_cmd_e2e(int argc, char **argv);
 
 /* Parse ARGV with ENTRIES for the subcommand NAME ("plugins list"), adding
  * --version; prints help on --help and exits 0, prints the version on

@@ -12,6 +12,7 @@
 #include "err.h"
 #include "hpke.h"
 #include "nodekeys.h"
+#include "pki.h"
 #include "replay.h"
 
 #define NS_PER_MS UINT64_C(1000000)
@@ -323,6 +324,26 @@ int pz_e2e_add_peer(pz_e2e *e2e, const char *node_id, const uint8_t sign_pub[32]
     return rc;
 }
 
+int pz_e2e_add_peer_cert(pz_e2e *e2e, const uint8_t *der, size_t len, GError **error)
+{
+    pz_cert_info info;
+    pz_err err;
+    int rc;
+    if (!e2e || !der)
+        return fail(error, PZ_EINVAL, PZ_E2E_ERROR_INVALID, "pz_e2e_add_peer_cert: missing argument");
+    pz_err_init(&err);
+    rc = pz_cert_node_info(der, len, &info, &err);
+    if (rc == 0 && !info.has_keys)
+        rc = pz_err_set(&err, PZ_EINVAL, "the certificate of node %s carries no E2E keys", info.node_id);
+    if (rc)
+        fail(error, rc, rc == PZ_ENOMEM ? PZ_E2E_ERROR_FAILED : PZ_E2E_ERROR_INVALID, "certificate: %s",
+             pz_err_msg(&err));
+    pz_err_clear(&err);
+    if (rc)
+        return rc;
+    return pz_e2e_add_peer(e2e, info.node_id, info.sign_pub, info.e2e_pub, error);
+}
+
 int pz_e2e_add_key_record(pz_e2e *e2e, const char *node_id, const uint8_t *record, size_t len, uint64_t now_ns,
                           GError **error)
 {
@@ -605,7 +626,9 @@ out:
     return rc;
 }
 
-static int check_replay(pz_e2e *e2e, const char *sender, const pz__e2e_env *env, uint64_t now_ns, GError **error)
+/* Check-and-remember (SENDER, MESSAGE_ID) sent at TIMESTAMP_MS. */
+static int replay_check(pz_e2e *e2e, const char *sender, const uint8_t *message_id, uint64_t timestamp_ms,
+                        uint64_t now_ns)
 {
     uint8_t key[PZ_E2E_ID_MAX + 1 + PZ_E2E_MESSAGE_ID_LEN];
     size_t sl = strlen(sender);
@@ -613,14 +636,26 @@ static int check_replay(pz_e2e *e2e, const char *sender, const pz__e2e_env *env,
     /* Remember the id until the envelope is refused as expired anyway:
      * after timestamp + max_age (a function of the signed timestamp, so a
      * replay carries the same expiry; see replay.h). */
-    uint64_t expires_ms = add_sat(add_sat(env->timestamp_ms, max_age_ms), 1);
+    uint64_t expires_ms = add_sat(add_sat(timestamp_ms, max_age_ms), 1);
     uint64_t expires_ns = expires_ms > UINT64_MAX / NS_PER_MS ? UINT64_MAX : expires_ms * NS_PER_MS;
-    int rc;
 
     memcpy(key, sender, sl);
     key[sl] = 0;
-    memcpy(key + sl + 1, env->message_id, PZ_E2E_MESSAGE_ID_LEN);
-    rc = pz_replay_check(e2e->replay, key, sl + 1 + PZ_E2E_MESSAGE_ID_LEN, expires_ns, now_ns);
+    memcpy(key + sl + 1, message_id, PZ_E2E_MESSAGE_ID_LEN);
+    return pz_replay_check(e2e->replay, key, sl + 1 + PZ_E2E_MESSAGE_ID_LEN, expires_ns, now_ns);
+}
+
+int pz_e2e_mark_seen(pz_e2e *e2e, const char *sender_id, const uint8_t message_id[PZ_E2E_MESSAGE_ID_LEN],
+                     uint64_t timestamp_ns, uint64_t now_ns)
+{
+    if (!e2e || !sender_id || !message_id || !pz__e2e_id_valid(sender_id, strlen(sender_id)))
+        return PZ_EINVAL;
+    return replay_check(e2e, sender_id, message_id, timestamp_ns / NS_PER_MS, now_ns);
+}
+
+static int check_replay(pz_e2e *e2e, const char *sender, const pz__e2e_env *env, uint64_t now_ns, GError **error)
+{
+    int rc = replay_check(e2e, sender, env->message_id, env->timestamp_ms, now_ns);
     if (rc == PZ_EREPLAY)
         return fail(error, PZ_EREPLAY, PZ_E2E_ERROR_REPLAY, "message id already seen from %s (replay)", sender);
     if (rc == PZ_ESTALE)

@@ -16,6 +16,7 @@ static const pz_cmd commands[] = {
     {"config", "check a configuration file", pz_cmd_config},
     {"ca", "create a certificate authority", pz_cmd_ca},
     {"cert", "issue, revoke, show and verify node certificates", pz_cmd_cert},
+    {"e2e", "seal and open end-to-end encrypted envelopes; node E2E keys", pz_cmd_e2e},
     {NULL, NULL, NULL},
 };
 

@@ -190,6 +190,14 @@ typedef struct pz_e2e_meta {
 PZ_API int pz_e2e_open(pz_e2e *e2e, const uint8_t *env, size_t len, const pz_e2e_open_params *params,
                        uint64_t now_ns, uint8_t **msg, size_t *msg_len, pz_e2e_meta *meta, GError **error);
 
+/* Remember that SENDER_ID sent MESSAGE_ID at TIMESTAMP_NS, as if its
+ * envelope had been opened: for callers that persist what they opened
+ * across restarts (the `prozsec e2e open` tool keeps KEY_DIR/e2e.seen).
+ * Returns 0, PZ_EREPLAY (already remembered), PZ_ESTALE (too old to
+ * matter at NOW_NS) or PZ_EINVAL. */
+PZ_API int pz_e2e_mark_seen(pz_e2e *e2e, const char *sender_id, const uint8_t message_id[PZ_E2E_MESSAGE_ID_LEN],
+                            uint64_t timestamp_ns, uint64_t now_ns);
+
 /* Wipe LEN bytes at BUF and free it. NULL is a no-op. */
 PZ_API void pz_e2e_free_bytes(uint8_t *buf, size_t len);
 

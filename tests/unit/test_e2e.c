@@ -21,6 +21,7 @@
 #include "e2e.h"
 #include "err.h"
 #include "nodekeys.h"
+#include "pki.h"
 #include "replay.h"
 
 #define SEC G_GUINT64_CONSTANT(1000000000)
@@ -551,6 +552,64 @@ static void test_rotation(void **state)
     expect_open(&f->bob, k2b, len, NULL, T0 + H + 800 * SEC, "after restart", NULL);
 }
 
+/* Peers from real node certificates (core/pki.c issues them, with the
+ * node-keys extension). */
+static void test_peer_cert(void **state)
+{
+    fixture *f = *state;
+    pz_err err;
+    GError *gerr = NULL;
+    pz_e2e *dave = NULL;
+    uint8_t *der = NULL;
+    size_t der_len = 0, len;
+    pz_err_init(&err);
+    g_autofree char *ca = g_build_filename(f->tmp, "ca", NULL);
+    g_autofree char *dir = g_build_filename(f->tmp, "dave", NULL);
+    g_autofree char *crt = g_build_filename(dir, "node.crt", NULL);
+    pz_ca_init_opts co = {.dir = ca};
+    assert_int_equal(pz_ca_init(&co, T0 / SEC, &err), 0);
+    pz_cert_issue_opts io = {.ca_dir = ca, .node_id = "dave", .node_type = "validator", .out_dir = dir};
+    assert_int_equal(pz_cert_issue(&io, T0 / SEC, &err), 0);
+    assert_int_equal(pz_cert_load_der(crt, &der, &der_len, &err), 0);
+    assert_int_equal(pz_e2e_new("dave", dir, NULL, &dave, NULL), 0);
+    assert_int_equal(pz_e2e_add_peer(dave, "bob", f->bob.sign_pub, f->bob.e2e_pub, NULL), 0);
+    assert_int_equal(pz_e2e_add_peer_cert(f->bob.e2e, der, der_len, &gerr), 0);
+    uint8_t *env = NULL;
+    assert_int_equal(pz_e2e_seal(dave, "bob", NULL, (const uint8_t *)"from dave", 9, T0, &env, &len, NULL), 0);
+    expect_open(&f->bob, env, len, NULL, T0, "from dave", NULL);
+    free(env);
+    /* Not a certificate. */
+    assert_int_equal(pz_e2e_add_peer_cert(f->bob.e2e, (const uint8_t *)"junk", 4, &gerr), PZ_EINVAL);
+    assert_true(g_error_matches(gerr, PZ_E2E_ERROR, PZ_E2E_ERROR_INVALID));
+    g_clear_error(&gerr);
+    assert_int_equal(pz_e2e_add_peer_cert(f->bob.e2e, NULL, 4, &gerr), PZ_EINVAL);
+    g_clear_error(&gerr);
+    g_free(der);
+    pz_e2e_free(dave);
+    pz_err_clear(&err);
+}
+
+/* What a tool persisted as opened is refused as a replay after a restart. */
+static void test_mark_seen(void **state)
+{
+    fixture *f = *state;
+    size_t len;
+    pz_e2e_meta meta = {sizeof(meta)};
+    g_autofree uint8_t *env = seal(&f->alice, "bob", NULL, "m", T0, &len);
+    expect_open(&f->bob, env, len, NULL, T0, "m", &meta);
+    pz_e2e_free(f->bob.e2e);
+    assert_int_equal(pz_e2e_new("bob", f->bob.dir, NULL, &f->bob.e2e, NULL), 0);
+    assert_int_equal(pz_e2e_add_peer(f->bob.e2e, "alice", f->alice.sign_pub, f->alice.e2e_pub, NULL), 0);
+    assert_int_equal(pz_e2e_mark_seen(f->bob.e2e, meta.sender_id, meta.message_id, meta.timestamp_ns, T0), 0);
+    assert_int_equal(pz_e2e_mark_seen(f->bob.e2e, meta.sender_id, meta.message_id, meta.timestamp_ns, T0),
+                     PZ_EREPLAY);
+    expect_refusal(&f->bob, env, len, NULL, T0, PZ_EREPLAY, PZ_E2E_ERROR_REPLAY);
+    assert_int_equal(pz_e2e_mark_seen(f->bob.e2e, "alice", meta.message_id, T0 - 3600 * SEC, T0), PZ_ESTALE);
+    assert_int_equal(pz_e2e_mark_seen(f->bob.e2e, "bad id", meta.message_id, T0, T0), PZ_EINVAL);
+    assert_int_equal(pz_e2e_mark_seen(NULL, "alice", meta.message_id, T0, T0), PZ_EINVAL);
+    assert_int_equal(pz_e2e_mark_seen(f->bob.e2e, "alice", NULL, T0, T0), PZ_EINVAL);
+}
+
 /* --- bad arguments ------------------------------------------------------ */
 
 static void test_seal_refusals(void **state)
@@ -832,6 +891,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_replay, setup, teardown),
         cmocka_unit_test_setup_teardown(test_unknown_sender, setup, teardown),
         cmocka_unit_test_setup_teardown(test_rotation, setup_rotating, teardown),
+        cmocka_unit_test_setup_teardown(test_peer_cert, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_mark_seen, setup, teardown),
         cmocka_unit_test_setup_teardown(test_seal_refusals, setup, teardown),
         cmocka_unit_test_setup_teardown(test_new_refusals, setup, teardown),
         cmocka_unit_test_setup_teardown(test_threads, setup, teardown),
