@@ -24,6 +24,7 @@ typedef struct pz_cmd {
 
 int pz_cmd_plugins(int argc, char **argv);
 int pz_cmd_config(int argc, char **argv);
+int pz_cmd_audit(int argc, char **argv);
 int pz_cmd_ca(int argc, char **argv);
 int pz_cmd_cert(int argc, char **argv);
 int pz_cmd_e2e(int argc, char **argv);

@@ -14,6 +14,7 @@
 static const pz_cmd commands[] = {
     {"plugins", "list the provider plugins on the plugin path", pz_cmd_plugins},
     {"config", "check a configuration file", pz_cmd_config},
+    {"audit", "verify an RPC audit log", pz_cmd_audit},
     {"ca", "create a certificate authority", pz_cmd_ca},
     {"cert", "issue, revoke, show and verify node certificates", pz_cmd_cert},
     {"e2e", "seal and open end-to-end encrypted envelopes; node E2E keys", pz_cmd_e2e},

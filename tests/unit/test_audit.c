@@ -9,6 +9,7 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <string.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <cmocka.h>
@@ -293,12 +294,64 @@ static void test_not_a_log(void **state)
     g_free(fresh);
 }
 
+/* `prozsec audit verify` on a real log (skipped outside `make check`). */
+static int run_tool(afx *f, const char *keys_text, char **out)
+{
+    const char *top = g_getenv("top_builddir");
+    char *tool = top ? g_build_filename(top, "prozsec", NULL) : NULL;
+    if (!tool || !g_file_test(tool, G_FILE_TEST_IS_EXECUTABLE)) {
+        g_free(tool);
+        return -1;
+    }
+    char *keys = g_build_filename(f->dir, "keys.txt", NULL);
+    assert_true(g_file_set_contents(keys, keys_text, -1, NULL));
+    const char *argv[] = {tool, "audit", "verify", "--keys", keys, f->path, NULL};
+    int status = 0;
+    GError *err = NULL;
+    assert_true(g_spawn_sync(NULL, (char **)argv, NULL, G_SPAWN_DEFAULT, NULL, NULL, out, NULL, &status, &err));
+    g_free(keys);
+    g_free(tool);
+    return WIFEXITED(status) ? WEXITSTATUS(status) : 99;
+}
+
+static void test_tool(void **state)
+{
+    afx *f = *state;
+    record_calls(f, 2);
+    char hex[65];
+    for (int i = 0; i < 32; i++)
+        g_snprintf(hex + 2 * i, 3, "%02x", f->cli.pub[i]);
+    char *good = g_strdup_printf("# callers\ncli %s\n", hex);
+    char *out = NULL;
+    int rc = run_tool(f, good, &out);
+    if (rc == -1) {
+        g_free(good);
+        skip();
+    }
+    assert_int_equal(rc, 0);
+    assert_non_null(strstr(out, "2 records: 2 valid"));
+    g_free(out);
+    out = NULL;
+    char *b64 = g_base64_encode(f->other.pub, 32);
+    char *wrong = g_strdup_printf("cli %s\n", b64);
+    assert_int_equal(run_tool(f, wrong, &out), 1);
+    assert_non_null(strstr(out, "BAD signature"));
+    g_free(out);
+    out = NULL;
+    assert_int_equal(run_tool(f, "cli not-a-key\n", &out), 2);
+    g_free(out);
+    g_free(b64);
+    g_free(wrong);
+    g_free(good);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_record_and_verify, setup, teardown),
         cmocka_unit_test_setup_teardown(test_damage_detected, setup, teardown),
         cmocka_unit_test_setup_teardown(test_not_a_log, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_tool, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
