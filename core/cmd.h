@@ -28,6 +28,11 @@ int pz_cmd_audit(int argc, char **argv);
 int pz_cmd_ca(int argc, char **argv);
 int pz_cmd_cert(int argc, char **argv);
 int pz_cmd_e2e(int argc, char **argv);
+int pz_cmd_rpc(int argc, char **argv);
+int pz_cmd_peer(int argc, char **argv);
+int pz_cmd_stats(int argc, char **argv);
+int pz_cmd_reload(int argc, char **argv);
+int pz_cmd_demo(int argc, char **argv);
 
 /* Parse ARGV with ENTRIES for the subcommand NAME ("plugins list"), adding
  * --version; prints help on --help and exits 0, prints the version on

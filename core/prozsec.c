@@ -18,6 +18,11 @@ static const pz_cmd commands[] = {
     {"ca", "create a certificate authority", pz_cmd_ca},
     {"cert", "issue, revoke, show and verify node certificates", pz_cmd_cert},
     {"e2e", "seal and open end-to-end encrypted envelopes; node E2E keys", pz_cmd_e2e},
+    {"rpc", "make a signed call to a node", pz_cmd_rpc},
+    {"peer", "list, ban and unban peers of the local daemon", pz_cmd_peer},
+    {"stats", "print the local daemon's counters", pz_cmd_stats},
+    {"reload", "make the local daemon re-read its configuration", pz_cmd_reload},
+    {"demo", "run a local demo network of three nodes", pz_cmd_demo},
     {NULL, NULL, NULL},
 };
 

@@ -406,13 +406,16 @@ static const section_def sections[] = {
     /* Owned by other modules, read with their own readers: */
     {"identity", NULL},      /* core/identity.c: pz_identities_new_from_conf */
     {"authorization", NULL}, /* core/authz.c: pz_authz_new_from_conf */
-    /* Not yet written: rpc, e2e, tls_profiles, metrics. */
+    {"peers", NULL},         /* core/node_conf.c: the address book */
+    {"rpc", NULL},           /* core/node_conf.c */
+    {"e2e", NULL},           /* core/node_conf.c */
+    {"metrics", NULL},       /* core/node_conf.c */
 };
 /* ======================================================================== */
 
-const char *const pz_settings_delegated_sections[] = {"identity", "authorization", NULL};
+const char *const pz_settings_delegated_sections[] = {"identity", "authorization", "peers", "rpc", "e2e", "metrics", NULL};
 
-int pz_settings_load(const pz_conf *root, pz_settings **out, pz_err *err)
+static int load(const pz_conf *root, int partial, pz_settings **out, pz_err *err)
 {
     int rc = 0;
     reader r = {.root = root, .err = err};
@@ -439,13 +442,23 @@ int pz_settings_load(const pz_conf *root, pz_settings **out, pz_err *err)
         rc = PZ_ENOMEM;
     else if (r.failed)
         rc = PZ_ECONFIG;
-    if (rc == 0) {
+    if (rc == 0 || (partial && rc == PZ_ECONFIG)) {
         *out = r.s;
         r.s = NULL;
     }
     pz_settings_free(r.s);
     g_hash_table_destroy(r.instances);
     return rc;
+}
+
+int pz_settings_load(const pz_conf *root, pz_settings **out, pz_err *err)
+{
+    return load(root, 0, out, err);
+}
+
+int pz_settings_load_partial(const pz_conf *root, pz_settings **out, pz_err *err)
+{
+    return load(root, 1, out, err);
 }
 
 static void free_entries(pz_settings_provider *v, size_t n)

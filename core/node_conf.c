@@ -1,0 +1,208 @@
+/* core/node_conf.c — the node's own configuration sections: `peers` (the
+ * address book for outbound calls), `rpc`, `e2e` and `metrics`. Every key
+ * is documented in docs/configuration.md. */
+#include "config.h"
+
+#include <string.h>
+
+#include "conf.h"
+#include "identity.h"
+#include "node_priv.h"
+
+void node_conf_clear(node_conf *nc)
+{
+    g_free(nc->peers);
+    g_free(nc->methods);
+    g_free(nc->audit_path_abs);
+    memset(nc, 0, sizeof(*nc));
+}
+
+static int read_peers(const pz_conf *root, node_conf *nc, pz_err *err)
+{
+    const pz_conf *list = NULL;
+    int rc = pz_conf_list(root, "peers", &list, err);
+    if (rc < 0 || !list)
+        return rc;
+    size_t n = pz_conf_len(list);
+    nc->peers = g_new0(node_conf_peer, n ? n : 1);
+    for (size_t i = 0; i < n; i++) {
+        const pz_conf *e = pz_conf_at(list, i, NULL);
+        node_conf_peer *p = &nc->peers[nc->n_peers];
+        if (pz_conf_kind(e) != PZ_CONF_NODE_MAP) {
+            rc = pz_conf_error(e, err, "expected a map {node_id, address, transport}");
+            continue;
+        }
+        int r1 = pz_conf_string(e, "node_id", NULL, &p->node_id, err);
+        int r2 = pz_conf_string(e, "address", NULL, &p->address, err);
+        int r3 = pz_conf_string(e, "transport", NULL, &p->transport, err);
+        if (r1 < 0 || r2 < 0 || r3 < 0) {
+            rc = PZ_ECONFIG;
+            continue;
+        }
+        if (!p->node_id || !pz_identity_valid_node_id(p->node_id)) {
+            rc = pz_conf_error(e, err, "node_id: expected a node id ([A-Za-z0-9._-]{1,64}), found %s",
+                               p->node_id ? p->node_id : "nothing");
+            continue;
+        }
+        if (!p->address) {
+            rc = pz_conf_error(e, err, "address: expected HOST:PORT or a socket path, found nothing");
+            continue;
+        }
+        nc->n_peers++;
+    }
+    if (pz_conf_check_unused(list, err) < 0)
+        rc = PZ_ECONFIG;
+    return rc;
+}
+
+static int read_rpc(pz_node *node, const pz_conf *root, node_conf *nc, pz_err *err)
+{
+    const pz_conf *rpc = NULL;
+    int rc = pz_conf_map(root, "rpc", &rpc, err);
+    int fail = rc < 0;
+    uint64_t v = 0;
+    int64_t i = 0;
+    nc->skew_ns = 30ull * 1000000000ull;
+    nc->replay_cache = 262144;
+    nc->max_frame_bytes = 1 << 20;
+    nc->max_in_flight = 256;
+    nc->handshake_timeout_ms = 10000;
+    if (!rpc)
+        return fail ? PZ_ECONFIG : 0;
+    if (pz_conf_duration(rpc, "skew", nc->skew_ns, &nc->skew_ns, err) < 0)
+        fail = 1;
+    if (pz_conf_int(rpc, "replay_cache", 262144, 1024, 100000000, &i, err) < 0)
+        fail = 1;
+    else
+        nc->replay_cache = (size_t)i;
+    if (pz_conf_size(rpc, "max_frame_bytes", 1 << 20, &v, err) < 0)
+        fail = 1;
+    else if (v < 256 || v > (64u << 20))
+        fail = pz_conf_error(rpc, err, "max_frame_bytes: expected a size between 256 and 64MiB") != 0;
+    else
+        nc->max_frame_bytes = v;
+    if (pz_conf_int(rpc, "max_in_flight", 256, 1, 65536, &i, err) < 0)
+        fail = 1;
+    else
+        nc->max_in_flight = (size_t)i;
+    if (pz_conf_duration(rpc, "handshake_timeout", 10ull * 1000000000ull, &v, err) < 0)
+        fail = 1;
+    else
+        nc->handshake_timeout_ms = (unsigned)(v / 1000000ull ? v / 1000000ull : 1);
+    if (pz_conf_string(rpc, "audit_log", NULL, &nc->audit_path, err) < 0)
+        fail = 1;
+    else if (nc->audit_path) {
+        if (g_path_is_absolute(nc->audit_path)) {
+            nc->audit_path_abs = g_strdup(nc->audit_path);
+        } else {
+            g_autofree char *dir = g_path_get_dirname(pz_conf_file(rpc));
+            nc->audit_path_abs = g_build_filename(dir, nc->audit_path, NULL);
+        }
+        nc->audit_path = nc->audit_path_abs;
+    }
+    const pz_conf *methods = NULL;
+    if (pz_conf_map(rpc, "methods", &methods, err) < 0)
+        fail = 1;
+    if (methods) {
+        size_t n = pz_conf_len(methods);
+        nc->methods = g_new0(node_conf_method, n ? n : 1);
+        for (size_t k = 0; k < n; k++) {
+            const char *name = NULL;
+            const pz_conf *m = pz_conf_at(methods, k, &name);
+            node_conf_method *nm = &nc->methods[nc->n_methods];
+            nm->name = name;
+            if (pz_conf_kind(m) != PZ_CONF_NODE_MAP) {
+                fail = pz_conf_error(m, err, "expected a map {integrity, audit, idempotent}") != 0;
+                continue;
+            }
+            const char *integ = NULL;
+            if (pz_conf_string(m, "integrity", "signature", &integ, err) < 0) {
+                fail = 1;
+                continue;
+            }
+            if (strcmp(integ, "signature") == 0)
+                nm->mac = 0;
+            else if (strcmp(integ, "mac") == 0)
+                nm->mac = 1;
+            else {
+                fail = pz_conf_error(m, err, "integrity: expected signature or mac, found \"%s\"", integ) != 0;
+                continue;
+            }
+            if (pz_conf_bool(m, "audit", 0, &nm->audit, err) < 0 ||
+                pz_conf_bool(m, "idempotent", 0, &nm->idempotent, err) < 0) {
+                fail = 1;
+                continue;
+            }
+            if (nm->audit && nm->mac) {
+                fail = pz_conf_error(m, err, "audit: a MAC is no evidence; audited methods need integrity: signature") != 0;
+                continue;
+            }
+            nc->n_methods++;
+        }
+    }
+    (void)node;
+    if (pz_conf_check_unused(rpc, err) < 0)
+        fail = 1;
+    return fail ? PZ_ECONFIG : 0;
+}
+
+static int read_e2e(const pz_conf *root, node_conf *nc, pz_err *err)
+{
+    const pz_conf *e = NULL;
+    int fail = pz_conf_map(root, "e2e", &e, err) < 0;
+    int64_t i = 0;
+    uint64_t v = 0;
+    nc->e2e_rotate_ns = 7ull * 86400ull * 1000000000ull;
+    nc->e2e_grace_ns = 2ull * 86400ull * 1000000000ull;
+    nc->inbox_max = 1024;
+    nc->inbox_max_bytes = 1 << 20;
+    if (!e)
+        return fail ? PZ_ECONFIG : 0;
+    if (pz_conf_duration(e, "rotate", nc->e2e_rotate_ns, &nc->e2e_rotate_ns, err) < 0)
+        fail = 1;
+    if (pz_conf_duration(e, "grace", nc->e2e_grace_ns, &nc->e2e_grace_ns, err) < 0)
+        fail = 1;
+    if (pz_conf_int(e, "inbox_max", 1024, 1, 1000000, &i, err) < 0)
+        fail = 1;
+    else
+        nc->inbox_max = (size_t)i;
+    if (pz_conf_size(e, "max_envelope", 1 << 20, &v, err) < 0)
+        fail = 1;
+    else
+        nc->inbox_max_bytes = v;
+    if (pz_conf_check_unused(e, err) < 0)
+        fail = 1;
+    return fail ? PZ_ECONFIG : 0;
+}
+
+static int read_metrics(const pz_conf *root, node_conf *nc, pz_err *err)
+{
+    const pz_conf *m = NULL;
+    int fail = pz_conf_map(root, "metrics", &m, err) < 0;
+    if (!m)
+        return fail ? PZ_ECONFIG : 0;
+    if (pz_conf_string(m, "listen", NULL, &nc->metrics_listen, err) < 0)
+        fail = 1;
+    if (pz_conf_check_unused(m, err) < 0)
+        fail = 1;
+    return fail ? PZ_ECONFIG : 0;
+}
+
+int node_conf_load(pz_node *node, const pz_conf *root, node_conf *out, pz_err *err)
+{
+    memset(out, 0, sizeof(*out));
+    int fail = 0;
+    if (read_peers(root, out, err) < 0)
+        fail = 1;
+    if (read_rpc(node, root, out, err) < 0)
+        fail = 1;
+    if (read_e2e(root, out, err) < 0)
+        fail = 1;
+    if (read_metrics(root, out, err) < 0)
+        fail = 1;
+    if (fail) {
+        node_conf_clear(out);
+        return PZ_ECONFIG;
+    }
+    return 0;
+}
