@@ -586,6 +586,9 @@ static int hook_authorize(void *ud, const pz_identity *peer, const char *method,
 static void hook_behavior(void *ud, const pz_behavior_event *event)
 {
     pz_node *node = ud;
+    /* pz_dos_check_request already reported its own refusals. */
+    if (event->behavior == PZ_BEHAVIOR_RATE_LIMITED)
+        return;
     if (node->gen->dos)
         pz_dos_behavior(node->gen->dos, event);
 }
