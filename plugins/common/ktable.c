@@ -124,6 +124,12 @@ static int rebuild(pz_kt *t, size_t new_slots, uint64_t now)
     return 0;
 }
 
+static inline void copy_entry(uint64_t *dst, const uint64_t *src, size_t stride)
+{
+    for (size_t k = 0; k < stride; k++)
+        dst[k] = src[k];
+}
+
 void pz__kt_remove(pz_kt *t, uint64_t *entry)
 {
     size_t i = (size_t)(entry - t->slots) / t->stride;
@@ -139,10 +145,12 @@ void pz__kt_remove(pz_kt *t, uint64_t *entry)
         int stays = i <= j ? (i < k && k <= j) : (i < k || k <= j);
         if (stays)
             continue;
-        memcpy(slot(t, i), e, t->stride * sizeof(uint64_t));
+        copy_entry(slot(t, i), e, t->stride);
         i = j;
     }
-    memset(slot(t, i), 0, t->stride * sizeof(uint64_t));
+    uint64_t *last = slot(t, i);
+    for (size_t k = 0; k < t->stride; k++)
+        last[k] = 0;
     t->count--;
 }
 

@@ -79,8 +79,19 @@ out:
     return rc;
 }
 
-uint64_t pz__rl_key_hash(const uint8_t secret[PZ_SIPHASH_KEY_LEN], pz_rl_keymode mode, const pz_rl_request *req)
+void pz__rl_keys_init(pz_rl_keys *k, const uint8_t secret[PZ_SIPHASH_KEY_LEN])
 {
+    uint64_t a = pz__siphash13(secret, "pz-rl-peer-key-0", 16), b = pz__siphash13(secret, "pz-rl-peer-key-1", 16);
+    for (int i = 0; i < 8; i++) {
+        k->peer[i] = (uint8_t)(a >> (8 * i));
+        k->peer[8 + i] = (uint8_t)(b >> (8 * i));
+    }
+    memcpy(k->other, secret, PZ_SIPHASH_KEY_LEN);
+}
+
+uint64_t pz__rl_key_hash_tagged(const pz_rl_keys *keys, pz_rl_keymode mode, const pz_rl_request *req)
+{
+    const uint8_t *secret = keys->other;
     /* Tag byte first so an address key can never equal a node-id key. */
     uint8_t buf[1 + 1 + 16 + 1 + PZ_NODE_ID_MAX + 1 + 64];
     size_t n = 0;

@@ -12,6 +12,7 @@
 #define PZ_PLUGINS_RLCOMMON_H
 
 #include <stdint.h>
+#include <string.h>
 
 #include <prozsec/ratelimit.h>
 
@@ -45,8 +46,28 @@ typedef struct pz_rl_common {
  * Returns 0 or PZ_ECONFIG with ERR set to FILE:LINE:COL. */
 int pz__rl_common_parse(const pz_core *core, const pz_conf *conf, pz_rl_common *out, pz_err *err);
 
-/* The keyed 64-bit hash of REQ's key under SECRET. */
-uint64_t pz__rl_key_hash(const uint8_t secret[PZ_SIPHASH_KEY_LEN], pz_rl_keymode mode, const pz_rl_request *req);
+/* Hash keys derived from an instance's random secret: one for bare peer
+ * ids (hashed in place, the hot path), one for tagged composite keys. */
+typedef struct pz_rl_keys {
+    uint8_t peer[PZ_SIPHASH_KEY_LEN];
+    uint8_t other[PZ_SIPHASH_KEY_LEN];
+} pz_rl_keys;
+
+/* Derive K from the 16-byte random SECRET. */
+void pz__rl_keys_init(pz_rl_keys *k, const uint8_t secret[PZ_SIPHASH_KEY_LEN]);
+
+/* Composite keys (addresses, peer + method): tagged bytes under K->other. */
+uint64_t pz__rl_key_hash_tagged(const pz_rl_keys *keys, pz_rl_keymode mode, const pz_rl_request *req);
+
+/* The keyed 64-bit hash of REQ's key under KEYS. A bare peer id, the
+ * common case, is hashed in place under a key of its own (so it never
+ * equals a tagged key). */
+static inline uint64_t pz__rl_key_hash(const pz_rl_keys *keys, pz_rl_keymode mode, const pz_rl_request *req)
+{
+    if (mode == PZ_RLKEY_PEER && req->node_id)
+        return pz__siphash13(keys->peer, req->node_id, strlen(req->node_id));
+    return pz__rl_key_hash_tagged(keys, mode, req);
+}
 
 /* REQ's status, clamped to a known value (out-of-range -> UNKNOWN). */
 static inline unsigned pz__rl_status(const pz_rl_request *req)

@@ -120,38 +120,3 @@ uint64_t pz__siphash_cd(unsigned c, unsigned d, const uint8_t key[PZ_SIPHASH_KEY
     return v0 ^ v1 ^ v2 ^ v3;
 }
 
-uint64_t pz__siphash13(const uint8_t key[PZ_SIPHASH_KEY_LEN], const void *data, size_t len)
-{
-    uint64_t k0 = load_le64(key), k1 = load_le64(key + 8);
-    uint64_t v0 = 0x736f6d6570736575ULL ^ k0;
-    uint64_t v1 = 0x646f72616e646f6dULL ^ k1;
-    uint64_t v2 = 0x6c7967656e657261ULL ^ k0;
-    uint64_t v3 = 0x7465646279746573ULL ^ k1;
-    const uint8_t *p = data;
-    size_t left = len;
-    for (; left >= 8; p += 8, left -= 8) {
-        uint64_t m = load_le64(p);
-        v3 ^= m;
-        SIPROUND;
-        v0 ^= m;
-    }
-    uint64_t b = (uint64_t)len << 56;
-    switch (left) {
-    case 7: b |= (uint64_t)p[6] << 48; /* fall through */
-    case 6: b |= (uint64_t)p[5] << 40; /* fall through */
-    case 5: b |= (uint64_t)p[4] << 32; /* fall through */
-    case 4: b |= (uint64_t)p[3] << 24; /* fall through */
-    case 3: b |= (uint64_t)p[2] << 16; /* fall through */
-    case 2: b |= (uint64_t)p[1] << 8;  /* fall through */
-    case 1: b |= (uint64_t)p[0]; break;
-    case 0: break;
-    }
-    v3 ^= b;
-    SIPROUND;
-    v0 ^= b;
-    v2 ^= 0xff;
-    SIPROUND;
-    SIPROUND;
-    SIPROUND;
-    return v0 ^ v1 ^ v2 ^ v3;
-}

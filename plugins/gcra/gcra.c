@@ -45,7 +45,7 @@ typedef struct gcra_settings {
 
 typedef struct gcra {
     const pz_core *core;
-    uint8_t secret[PZ_SIPHASH_KEY_LEN];
+    pz_rl_keys keys; /* from a random secret */
     gcra_settings s;
     pz_kt kt;
 } gcra;
@@ -115,11 +115,14 @@ static int gcra_create(const pz_core *core, const pz_conf *conf, void **state, p
     rc = parse(core, conf, &g->s, err);
     if (rc)
         goto out;
-    rc = core->random(core, g->secret, sizeof(g->secret));
+    uint8_t secret[PZ_SIPHASH_KEY_LEN];
+    rc = core->random(core, secret, sizeof(secret));
     if (rc) {
         rc = core->error(core, err, rc, "cannot draw the key-hash secret");
         goto out;
     }
+    pz__rl_keys_init(&g->keys, secret);
+    explicit_bzero(secret, sizeof(secret));
     rc = pz__kt_init(&g->kt, 2, (size_t)g->s.c.max_keys, classify, g);
     if (rc) {
         rc = core->error(core, err, rc, "cannot allocate the key table");
@@ -131,7 +134,7 @@ static int gcra_create(const pz_core *core, const pz_conf *conf, void **state, p
 out:
     if (rc) {
         pz__kt_clear(&g->kt);
-        explicit_bzero(g->secret, sizeof(g->secret));
+        explicit_bzero(&g->keys, sizeof(g->keys));
         free(g);
     }
     return rc;
@@ -143,7 +146,7 @@ static void gcra_destroy(void *state)
     if (!g)
         return;
     pz__kt_clear(&g->kt);
-    explicit_bzero(g->secret, sizeof(g->secret));
+    explicit_bzero(&g->keys, sizeof(g->keys));
     free(g);
 }
 
@@ -155,7 +158,7 @@ static int gcra_allow(void *state, const pz_rl_request *req, pz_rl_decision *out
     unsigned st = pz__rl_status(req);
     uint64_t t = s->t_u[st], tau = s->tau_u[st];
     uint64_t now_u = (req->now_ns < NOW_MAX ? req->now_ns : NOW_MAX) * SUB;
-    uint64_t fp = pz__kt_fp(pz__rl_key_hash(g->secret, s->c.key, req));
+    uint64_t fp = pz__kt_fp(pz__rl_key_hash(&g->keys, s->c.key, req));
     uint64_t *e = pz__kt_find(&g->kt, fp);
     uint64_t tat = e && e[1] > now_u ? e[1] : now_u;
     uint32_t cost = req->cost ? req->cost : 1;
@@ -204,7 +207,7 @@ static int gcra_get_usage(void *state, const pz_rl_request *req, pz_rl_usage *ou
     unsigned st = pz__rl_status(req);
     uint64_t t = s->t_u[st], tau = s->tau_u[st];
     uint64_t now_u = (req->now_ns < NOW_MAX ? req->now_ns : NOW_MAX) * SUB;
-    const uint64_t *e = pz__kt_find(&g->kt, pz__kt_fp(pz__rl_key_hash(g->secret, s->c.key, req)));
+    const uint64_t *e = pz__kt_find(&g->kt, pz__kt_fp(pz__rl_key_hash(&g->keys, s->c.key, req)));
     out->capacity = t ? (double)tau / (double)t : 0;
     out->known = e != NULL;
     out->last_ns = e ? e[1] / SUB : 0; /* the theoretical arrival time */

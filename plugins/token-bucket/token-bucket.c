@@ -47,11 +47,12 @@ typedef struct tb_settings {
     uint64_t unit;
     uint64_t cap_u[PZ_RL_NSTATUS];  /* capacity in units, per status */
     uint64_t rate_u[PZ_RL_NSTATUS]; /* units per nanosecond, per status */
+    double inv_rate[PZ_RL_NSTATUS]; /* 1 / rate_u (0 when rate_u is 0) */
 } tb_settings;
 
 typedef struct tb {
     const pz_core *core;
-    uint8_t secret[PZ_SIPHASH_KEY_LEN];
+    pz_rl_keys keys; /* from a random secret */
     tb_settings s;
     pz_kt kt;
 } tb;
@@ -98,6 +99,7 @@ static int parse(const pz_core *core, const pz_conf *conf, tb_settings *s, pz_er
             goto out;
         }
         s->rate_u[i] = (uint64_t)r;
+        s->inv_rate[i] = r > 0 ? 1.0 / r : 0;
         if (s->rate > 0 && f > 0 && s->rate_u[i] == 0) {
             rc = core->error(core, err, PZ_ECONFIG,
                              "refill_per_second %g x status factor %g is below the resolution %g/s for "
@@ -117,12 +119,14 @@ static pz_kt_class classify(const uint64_t *e, uint64_t now, uint64_t *age, void
     uint64_t level = e[2] & LEVEL_MASK, cap = b->s.cap_u[st], rate = b->s.rate_u[st], last = e[1];
     if (level >= cap)
         return PZ_KT_IDLE;
-    uint64_t to_full = rate ? (cap - level + rate - 1) / rate : UINT64_MAX - last;
-    if (rate && now > last && now - last >= to_full)
+    uint64_t add;
+    if (now > last && (__builtin_mul_overflow(now - last, rate, &add) || add >= cap - level))
         return PZ_KT_IDLE;
     /* Evict the bucket that will be full soonest: dropping it (a new bucket
-     * starts full) grants the fewest tokens. */
-    *age = to_full > UINT64_MAX - last ? UINT64_MAX : last + to_full;
+     * starts full) grants the fewest tokens. (An estimate is enough here;
+     * no division on the eviction path.) */
+    double to_full = rate ? (double)(cap - level) * b->s.inv_rate[st] : 1e30;
+    *age = to_full >= (double)(UINT64_MAX - last) ? UINT64_MAX : last + (uint64_t)to_full;
     return PZ_KT_LIVE;
 }
 
@@ -132,11 +136,12 @@ static inline uint64_t refill(const uint64_t *e, uint64_t now, uint64_t cap, uin
     uint64_t level = e[2] & LEVEL_MASK, last = e[1];
     if (level >= cap)
         return cap;
-    if (now > last && rate) {
-        uint64_t dt = now - last, room = cap - level;
-        level = dt > room / rate ? cap : level + dt * rate;
-        if (level > cap)
-            level = cap;
+    if (now > last) {
+        /* No division on the hot path: an overflowing product is full. */
+        uint64_t add;
+        if (__builtin_mul_overflow(now - last, rate, &add) || add >= cap - level)
+            return cap;
+        level += add;
     }
     return level;
 }
@@ -152,11 +157,14 @@ static int tb_create(const pz_core *core, const pz_conf *conf, void **state, pz_
     rc = parse(core, conf, &b->s, err);
     if (rc)
         goto out;
-    rc = core->random(core, b->secret, sizeof(b->secret));
+    uint8_t secret[PZ_SIPHASH_KEY_LEN];
+    rc = core->random(core, secret, sizeof(secret));
     if (rc) {
         rc = core->error(core, err, rc, "cannot draw the key-hash secret");
         goto out;
     }
+    pz__rl_keys_init(&b->keys, secret);
+    explicit_bzero(secret, sizeof(secret));
     rc = pz__kt_init(&b->kt, 3, (size_t)b->s.c.max_keys, classify, b);
     if (rc) {
         rc = core->error(core, err, rc, "cannot allocate the bucket table");
@@ -168,7 +176,7 @@ static int tb_create(const pz_core *core, const pz_conf *conf, void **state, pz_
 out:
     if (rc) {
         pz__kt_clear(&b->kt);
-        explicit_bzero(b->secret, sizeof(b->secret));
+        explicit_bzero(&b->keys, sizeof(b->keys));
         free(b);
     }
     return rc;
@@ -180,7 +188,7 @@ static void tb_destroy(void *state)
     if (!b)
         return;
     pz__kt_clear(&b->kt);
-    explicit_bzero(b->secret, sizeof(b->secret));
+    explicit_bzero(&b->keys, sizeof(b->keys));
     free(b);
 }
 
@@ -200,7 +208,7 @@ static int tb_allow(void *state, const pz_rl_request *req, pz_rl_decision *out)
     const tb_settings *s = &b->s;
     unsigned st = pz__rl_status(req);
     uint64_t cap = s->cap_u[st], rate = s->rate_u[st], now = req->now_ns, level;
-    uint64_t fp = pz__kt_fp(pz__rl_key_hash(b->secret, s->c.key, req));
+    uint64_t fp = pz__kt_fp(pz__rl_key_hash(&b->keys, s->c.key, req));
     uint64_t *e = pz__kt_find(&b->kt, fp);
     if (!e) {
         int rc = pz__kt_insert(&b->kt, fp, now, &e);
@@ -217,17 +225,17 @@ static int tb_allow(void *state, const pz_rl_request *req, pz_rl_decision *out)
         e[1] = now;
 
     uint32_t cost = req->cost ? req->cost : 1;
-    unsigned __int128 need = (unsigned __int128)cost * s->unit;
+    uint64_t need;
     if (cap == 0) {
         fill_decision(out, 0, PZ_RL_REASON_STATUS, 0, level, cap, s->unit);
-    } else if (need > cap) {
+    } else if (__builtin_mul_overflow((uint64_t)cost, s->unit, &need) || need > cap) {
         fill_decision(out, 0, PZ_RL_REASON_COST, 0, level, cap, s->unit);
     } else if (need > level) {
-        uint64_t missing = (uint64_t)need - level;
+        uint64_t missing = need - level;
         uint64_t retry = rate ? (missing + rate - 1) / rate : 0;
         fill_decision(out, 0, PZ_RL_REASON_LIMIT, retry, level, cap, s->unit);
     } else {
-        level -= (uint64_t)need;
+        level -= need;
         fill_decision(out, 1, 0, 0, level, cap, s->unit);
     }
     e[2] = level | (uint64_t)st << LEVEL_BITS;
@@ -240,7 +248,7 @@ static int tb_get_usage(void *state, const pz_rl_request *req, pz_rl_usage *out)
     const tb_settings *s = &b->s;
     unsigned st = pz__rl_status(req);
     uint64_t cap = s->cap_u[st];
-    const uint64_t *e = pz__kt_find(&b->kt, pz__kt_fp(pz__rl_key_hash(b->secret, s->c.key, req)));
+    const uint64_t *e = pz__kt_find(&b->kt, pz__kt_fp(pz__rl_key_hash(&b->keys, s->c.key, req)));
     out->capacity = (double)cap / (double)s->unit;
     if (!e) {
         out->known = 0;
