@@ -46,7 +46,8 @@ int pz_identity_valid_node_id(const char *text)
     if (!text)
         return 0;
     size_t n = strlen(text);
-    if (n == 0 || n > PZ_NODE_ID_MAX)
+    /* As certificates have them (pz_node_id_valid, core/certval.h). */
+    if (n == 0 || n > PZ_NODE_ID_MAX || text[0] == '.' || text[0] == '-')
         return 0;
     for (size_t i = 0; i < n; i++) {
         char c = text[i];

@@ -62,7 +62,8 @@ typedef enum pz_identity_key {
 
 typedef struct pz_identities pz_identities;
 
-/* 1 when TEXT is a valid node id ([A-Za-z0-9._-]{1,64}), else 0. */
+/* 1 when TEXT is a valid node id ([A-Za-z0-9._-]{1,64}, not starting with
+ * "." or "-", as pz_node_id_valid in core/certval.h), else 0. */
 int pz_identity_valid_node_id(const char *text);
 
 /* 1 when TEXT is a valid node type or role ([A-Za-z0-9._:-], 1 to MAX

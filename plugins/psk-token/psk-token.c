@@ -83,7 +83,7 @@ static void keyset_unref(keyset *s)
 
 static int valid_id(const char *s, size_t len)
 {
-    if (len == 0 || len > PZ_NODE_ID_MAX)
+    if (len == 0 || len > PZ_NODE_ID_MAX || s[0] == '.' || s[0] == '-')
         return 0;
     for (size_t i = 0; i < len; i++)
         if (!g_ascii_isalnum(s[i]) && s[i] != '.' && s[i] != '_' && s[i] != '-')

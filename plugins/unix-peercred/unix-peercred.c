@@ -68,7 +68,7 @@ static int valid_name(const char *s, size_t max)
 static int valid_id(const char *s)
 {
     size_t n = strlen(s);
-    if (n == 0 || n > PZ_NODE_ID_MAX)
+    if (n == 0 || n > PZ_NODE_ID_MAX || s[0] == '.' || s[0] == '-')
         return 0;
     for (size_t i = 0; i < n; i++)
         if (!g_ascii_isalnum(s[i]) && s[i] != '.' && s[i] != '_' && s[i] != '-')

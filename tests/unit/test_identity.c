@@ -331,6 +331,9 @@ static void test_names(void **state)
     assert_false(pz_identity_valid_node_id(NULL));
     assert_false(pz_identity_valid_node_id("a/b"));
     assert_false(pz_identity_valid_node_id("a:b"));
+    assert_false(pz_identity_valid_node_id("-a"));
+    assert_false(pz_identity_valid_node_id(".a"));
+    assert_true(pz_identity_valid_node_id("a-"));
     assert_true(pz_identity_valid_name("role:admin", 32));
     assert_false(pz_identity_valid_name("abc", 2));
     assert_false(pz_identity_valid_name(NULL, 2));
