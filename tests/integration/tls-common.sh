@@ -23,6 +23,10 @@ checks=0
 pids=""
 work=$(mktemp -d "${TMPDIR:-/tmp}/pz-$TEST_NAME.XXXXXX") || exit 99
 
+# Sanitizer builds write their reports here, one file per process.
+export ASAN_OPTIONS="${ASAN_OPTIONS:+$ASAN_OPTIONS:}log_path=$work/san"
+export UBSAN_OPTIONS="${UBSAN_OPTIONS:+$UBSAN_OPTIONS:}log_path=$work/san:print_stacktrace=1"
+
 cleanup() {
     for p in $pids; do
         kill "$p" 2>/dev/null
@@ -30,11 +34,24 @@ cleanup() {
     for p in $pids; do
         wait "$p" 2>/dev/null
     done
+    # Sanitizer builds (--enable-sanitizers): any report from a helper is a
+    # failure, even when every check passed.
+    san=$(ls "$work"/san.* 2>/dev/null;
+        grep -l 'ERROR: AddressSanitizer\|ERROR: LeakSanitizer\|runtime error:' "$work"/*.log "$work"/*.err \
+            2>/dev/null)
+    if [ -n "$san" ]; then
+        for f in $san; do
+            echo "# sanitizer report in $(basename "$f"):"
+            sed 's/^/# /' "$f" | head -40
+        done
+        fails=$((fails + 1))
+    fi
     if [ "$fails" -ne 0 ] && [ -n "${PZ_KEEP_WORK:-}" ]; then
         echo "# work directory kept: $work"
     else
         rm -rf "$work"
     fi
+    [ "$fails" -eq 0 ] || exit 1
 }
 trap cleanup EXIT
 trap 'exit 99' INT TERM
