@@ -378,42 +378,52 @@ static void read_dos(reader *r)
 }
 
 /* A section another module reads and checks (its keys are its business):
- * here it only has to be a map. */
-static void read_delegated(reader *r, const char *name)
+ * here it only has to be of KIND. */
+static void read_delegated(reader *r, const char *name, pz_conf_node_kind kind)
 {
-    const pz_conf *sec = section(r, name, 0, NULL);
-    if (sec)
-        pz_conf_delegate(sec);
+    const pz_conf *sec = pz_conf_child(r->root, name);
+    if (!sec)
+        return;
+    if (pz_conf_kind(sec) != kind) {
+        fail(r, pz_conf_expected(sec, r->err, kind == PZ_CONF_NODE_LIST ? "a list" : "a map"));
+        return;
+    }
+    pz_conf_delegate(sec);
 }
 
 /* ======================================================================== */
 /* The sections. To add one: write a reader above and add a line here (and
- * document it in docs/configuration.md). A top-level key no entry claims is
- * reported as an unknown key. Order is the order problems are reported in.
+ * document it in docs/configuration.md). A section another module reads
+ * has no reader here, only the kind it must be: the module checks its keys
+ * (and `prozsec config check` runs the module's reader). A top-level key no
+ * entry claims is reported as an unknown key. Order is the order problems
+ * are reported in.
  */
 typedef struct section_def {
     const char *name;
     void (*read)(reader *r);
+    pz_conf_node_kind delegated; /* read == NULL: the kind the section must be */
 } section_def;
 
 static const section_def sections[] = {
-    {"node", read_node},
-    {"log", read_log},
-    {"plugins", read_plugins},
-    {"transports", read_transports},
-    {"auth", read_auth},
-    {"dos", read_dos},
+    {"node", read_node, 0},
+    {"log", read_log, 0},
+    {"plugins", read_plugins, 0},
+    {"transports", read_transports, 0},
+    {"auth", read_auth, 0},
+    {"dos", read_dos, 0},
     /* Owned by other modules, read with their own readers: */
-    {"identity", NULL},      /* core/identity.c: pz_identities_new_from_conf */
-    {"authorization", NULL}, /* core/authz.c: pz_authz_new_from_conf */
-    {"peers", NULL},         /* core/node_conf.c: the address book */
-    {"rpc", NULL},           /* core/node_conf.c */
-    {"e2e", NULL},           /* core/node_conf.c */
-    {"metrics", NULL},       /* core/node_conf.c */
+    {"identity", NULL, PZ_CONF_NODE_MAP},      /* core/identity.c: pz_identities_new_from_conf */
+    {"authorization", NULL, PZ_CONF_NODE_MAP}, /* core/authz.c: pz_authz_new_from_conf */
+    {"peers", NULL, PZ_CONF_NODE_LIST},        /* core/node_conf.c: the address book */
+    {"rpc", NULL, PZ_CONF_NODE_MAP},           /* core/node_conf.c */
+    {"e2e", NULL, PZ_CONF_NODE_MAP},           /* core/node_conf.c */
+    {"metrics", NULL, PZ_CONF_NODE_MAP},       /* core/node_conf.c */
 };
 /* ======================================================================== */
 
-const char *const pz_settings_delegated_sections[] = {"identity", "authorization", "peers", "rpc", "e2e", "metrics", NULL};
+const char *const pz_settings_delegated_sections[] = {"identity", "authorization", "peers", "rpc", "e2e", "metrics",
+                                                      NULL};
 
 static int load(const pz_conf *root, int partial, pz_settings **out, pz_err *err)
 {
@@ -433,7 +443,7 @@ static int load(const pz_conf *root, int partial, pz_settings **out, pz_err *err
         if (sections[i].read)
             sections[i].read(&r);
         else
-            read_delegated(&r, sections[i].name);
+            read_delegated(&r, sections[i].name, sections[i].delegated);
     }
     if (pz_conf_check_unused(root, err) < 0)
         r.failed = 1;

@@ -4,9 +4,10 @@
  *
  * Sections are read by a table of section readers in core/settings.c (one
  * clearly marked place to add a section). Sections owned by another module
- * (identity, authorization) are handed to it whole: settings only checks
- * they are maps and leaves their keys to that module's own reader. A
- * top-level key no reader claims is an "unknown key".
+ * (identity, authorization, peers, rpc, e2e, metrics) are handed to it
+ * whole: settings only checks their kind and leaves their keys to that
+ * module's own reader. A top-level key no reader claims is an "unknown
+ * key".
  *
  * Provider `config` maps are not checked here: the provider checks its own
  * when it is instantiated (pz_provider_new), so they are exposed as
@@ -102,6 +103,12 @@ typedef struct pz_settings {
  * NULL) or PZ_ENOMEM. */
 int pz_settings_load(const pz_conf *root, pz_settings **out, pz_err *err);
 
+/* Same, but on PZ_ECONFIG *OUT still holds what could be read, so a tool
+ * can go on checking (`prozsec config check` still instantiates every
+ * provider entry whose provider name was readable). Entries with a
+ * problem in `provider` have provider == NULL. */
+int pz_settings_load_partial(const pz_conf *root, pz_settings **out, pz_err *err);
+
 /* Free SETTINGS; NULL is a no-op. */
 void pz_settings_free(pz_settings *settings);
 
@@ -113,8 +120,8 @@ int pz_settings_foreach_provider(const pz_settings *settings,
                                  int (*fn)(const pz_settings_provider *entry, void *ud), void *ud);
 
 /* Top-level sections owned by other modules, NULL-terminated ("identity",
- * "authorization"): settings checks they are maps and leaves their keys to
- * their readers. */
+ * "authorization", "peers", "rpc", "e2e", "metrics"): settings checks their
+ * kind (map, or list for peers) and leaves their keys to their readers. */
 extern const char *const pz_settings_delegated_sections[];
 
 /* Names for messages: "required", "info", "json"... */

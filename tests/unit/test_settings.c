@@ -83,7 +83,9 @@ static void test_full(void **state)
                                    "      config: {capacity: 10, refill: 1}\n"
                                    "    - {provider: gcra, name: gcra-peer, shadow: on}\n"
                                    "identity: {directory: peers.yaml}\n"
-                                   "authorization: {rules: []}\n");
+                                   "authorization: {rules: []}\n"
+                                   "peers: [{node_id: n2, address: \"10.0.0.2:7400\"}]\n"
+                                   "rpc: {skew: 30s}\ne2e: {rotate: 7d}\nmetrics: {listen: x}\n");
     assert_string_equal(s->node_id, "Node-1.eu_west");
     assert_string_equal(s->node_type, "validator");
     assert_string_equal(s->data_dir, "/var/lib/pz");
@@ -282,8 +284,8 @@ static const error_case error_cases[] = {
       "14); give one of them a distinct `name:`"}},
     /* unknown keys, with suggestions from what was read in the same map */
     {NODE "lgo: {level: info}\n", {"test.yaml:2:1: lgo: unknown key (did you mean \"log\"?)"}},
-    {NODE "rpc: {port: 1}\nmetrics: {}\n",
-     {"test.yaml:2:1: rpc: unknown key", "test.yaml:3:1: metrics: unknown key"}},
+    {NODE "tls_profiles: {port: 1}\nbogus: {}\n",
+     {"test.yaml:2:1: tls_profiles: unknown key", "test.yaml:3:1: bogus: unknown key"}},
     {NODE "log: {levle: info}\n", {"test.yaml:2:7: log.levle: unknown key (did you mean \"level\"?)"}},
     {NODE "dos:\n  rate_limiters:\n    - provder: gcra\n",
      {"test.yaml:4:7: dos.rate_limiters[0]: missing key \"provider\" (a provider name: a-z 0-9 first, then up to 31 "
@@ -294,6 +296,8 @@ static const error_case error_cases[] = {
     /* delegated sections must be maps */
     {NODE "identity: peers.yaml\n", {"test.yaml:2:11: identity: expected a map, found \"peers.yaml\""}},
     {NODE "authorization: [1]\n", {"test.yaml:2:16: authorization: expected a map, found a list"}},
+    {NODE "peers: {a: 1}\n", {"test.yaml:2:8: peers: expected a list, found a map"}},
+    {NODE "rpc: 5\n", {"test.yaml:2:6: rpc: expected a map, found \"5\""}},
     /* several problems at once, in section order */
     {"node: {id: \"a b\"}\nlog: {level: 3}\nbogus: 1\n",
      {"test.yaml:1:12: node.id: expected a node id: 1 to 64 of A-Z a-z 0-9 . _ -, found \"a b\"",
@@ -390,7 +394,8 @@ static void test_names(void **state)
     assert_string_equal(pz_settings_log_level_name((pz_log_level)7), "?");
     assert_string_equal(pz_settings_delegated_sections[0], "identity");
     assert_string_equal(pz_settings_delegated_sections[1], "authorization");
-    assert_null(pz_settings_delegated_sections[2]);
+    assert_string_equal(pz_settings_delegated_sections[2], "peers");
+    assert_null(pz_settings_delegated_sections[6]);
 }
 
 int main(void)
