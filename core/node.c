@@ -27,6 +27,7 @@
 #include "e2e.h"
 #include "identity.h"
 #include "loader.h"
+#include "metrics_http.h"
 #include "node.h"
 #include "node_priv.h"
 #include "nodekeys.h"
@@ -846,6 +847,13 @@ int pz_node_start(pz_node *node, pz_err *err)
         g_ptr_array_add(node->listeners, l);
         pz_log(LOG_SRC, PZ_LOG_NOTICE, "node %s listening on %s (%s)", node->node_id, l->address, nt->name);
     }
+    if (node->gen->nc.metrics_listen) {
+        int rc = pz_metrics_http_start(node->gen->nc.metrics_listen, node->ctx, (char *(*)(void *))pz_node_stats_text,
+                                       node, &node->metrics, err);
+        if (rc < 0)
+            return rc;
+        pz_log(LOG_SRC, PZ_LOG_NOTICE, "metrics on http://%s/metrics", node->gen->nc.metrics_listen);
+    }
     return 0;
 }
 
@@ -985,6 +993,7 @@ void pz_node_free(pz_node *node)
         return;
     while (node->pending)
         hs_fail(node->pending->data, PZ_ECLOSED, "shutting down");
+    pz_metrics_http_stop(node->metrics);
     g_ptr_array_free(node->listeners, TRUE);
     pz_rpc_client_free(node->client);
     pz_rpc_server_free(node->server);
@@ -1105,9 +1114,6 @@ char *pz_node_stats_text(pz_node *node)
     g_string_append_printf(s, "prozsec_connections_refused_pre_handshake_total %" G_GUINT64_FORMAT "\n",
                            node->refused_pre);
     if (node->gen->dos) {
-        for (int b = 1; b < PZ_BEHAVIOR__COUNT; b++)
-            g_string_append_printf(s, "prozsec_behavior_events_total{behavior=\"%d\"} %" G_GUINT64_FORMAT "\n", b,
-                                   pz_dos_events(node->gen->dos, b));
         node_stats_refusals(node, s);
     }
     return g_string_free(s, FALSE);

@@ -154,6 +154,7 @@ struct pz_node {
     pz_audit_log *audit;
     pz_e2e *e2e;
     pz_core *core;
+    struct pz_metrics_http *metrics;
     uint64_t refused_pre;
     uint64_t relayed;
     void (*quit_cb)(void *ud);

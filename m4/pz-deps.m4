@@ -27,6 +27,11 @@ AC_DEFUN([PZ_CHECK_DEPS], [
   AC_CHECK_LIB([dl], [dlopen], [DL_LIBS=-ldl], [DL_LIBS=])
   AC_SUBST([DL_LIBS])
 
+  dnl Optional: the Prometheus metrics endpoint (metrics.listen).
+  PKG_CHECK_MODULES([MHD], [libmicrohttpd >= 0.9.60],
+    [AC_DEFINE([HAVE_MICROHTTPD], [1], [libmicrohttpd for the metrics endpoint]) have_mhd=yes],
+    [have_mhd=no; AC_MSG_WARN([libmicrohttpd not found: no metrics endpoint (apt-get install libmicrohttpd-dev)])])
+
   AC_PATH_PROG([GNUTLS_CLI], [gnutls-cli], [])
   AC_PATH_PROG([OPENSSL], [openssl], [])
   AC_PATH_PROG([CERTTOOL], [certtool], [])

@@ -5,7 +5,7 @@ set -eu
 
 PACKAGES="
   build-essential autoconf automake libtool libltdl-dev pkg-config make
-  libgnutls28-dev nettle-dev libgcrypt20-dev libyaml-dev libglib2.0-dev libcmocka-dev libjson-glib-dev
+  libgnutls28-dev nettle-dev libgcrypt20-dev libyaml-dev libglib2.0-dev libcmocka-dev libjson-glib-dev libmicrohttpd-dev
   gnutls-bin openssl
   valgrind clang libclang-rt-14-dev
   ca-certificates git procps iproute2 psmisc
