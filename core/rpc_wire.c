@@ -283,13 +283,11 @@ static int mac_check(pz_wire_mac *mac, const char *domain, const uint8_t *data, 
     return gcry_mac_verify(mac->hd, tag, tag_len) == 0 ? 0 : PZ_ECRYPTO; /* constant time */
 }
 
-/* Authenticate the serialized SIGNED value: the tag goes in TAG, its
+/* Authenticate the serialized signed part DATA: the tag goes in TAG, its
  * length in *TAG_LEN (0 for mode 0). */
-static int auth_make(const pz_wire_auth *auth, const char *domain, GVariant *signed_part, uint8_t *tag,
+static int auth_make(const pz_wire_auth *auth, const char *domain, const uint8_t *data, size_t len, uint8_t *tag,
                      size_t *tag_len)
 {
-    const uint8_t *data = g_variant_get_data(signed_part);
-    size_t len = g_variant_get_size(signed_part);
     *tag_len = 0;
     if (!auth || auth->mode == 0)
         return 0;
@@ -323,35 +321,114 @@ static int auth_check(const pz_wire_auth *auth, const char *domain, GVariant *si
 }
 
 /* ------------------------------------------------------------------------ */
-/* Encoding. */
+/* Encoding.
+ *
+ * Envelopes are serialized directly in GVariant normal form (the GVariant
+ * specification, "Serialisation"), without building GVariant trees: their
+ * types are fixed, and building and serializing trees cost more than the
+ * MAC of a mac-mode call. Only params/data are GVariant values, whose
+ * serialization GLib provides. Receivers check normal form with GLib; the
+ * unit tests compare these bytes with g_variant_get_data's. */
 
-/* Wrap BODY (floating) in an envelope and append it as a frame to OUT. */
-static int put_envelope(GByteArray *out, size_t max_frame, guint8 kind, GVariant *body)
+/* One tuple member: DATA/LEN serialized, ALIGN its alignment (1, 4, 8),
+ * VARIABLE when its type is not fixed-size. */
+typedef struct member {
+    const void *data;
+    size_t len;
+    unsigned align;
+    int variable;
+} member;
+
+static void put_le(GByteArray *b, uint64_t v, unsigned n)
 {
-    GVariant *items[3] = {g_variant_new_byte(PZ_WIRE_VERSION), g_variant_new_byte(kind),
-                          g_variant_new_variant(body)};
-    GVariant *env = g_variant_ref_sink(g_variant_new_tuple(items, 3));
+    uint8_t x[8];
+    for (unsigned i = 0; i < n; i++)
+        x[i] = (uint8_t)(v >> (8 * i));
+    g_byte_array_append(b, x, n);
+}
+
+static void pad_to(GByteArray *b, size_t base, unsigned align)
+{
+    static const uint8_t zeros[8];
+    size_t rem = (b->len - base) % align;
+    if (rem)
+        g_byte_array_append(b, zeros, (guint)(align - rem));
+}
+
+/* Append the normal-form serialization of a variable-size tuple of the N
+ * members M to B (whose length is aligned for the tuple). */
+static void put_tuple(GByteArray *b, const member *m, size_t n)
+{
+    size_t base = b->len, offs[8];
+    size_t no = 0;
+    for (size_t i = 0; i < n; i++) {
+        pad_to(b, base, m[i].align);
+        g_byte_array_append(b, m[i].data, (guint)m[i].len);
+        if (m[i].variable && i + 1 < n)
+            offs[no++] = b->len - base;
+    }
+    /* Framing offsets, last member's first, each of the smallest size
+     * that can address the whole tuple (gvs_calculate_total_size). */
+    size_t body = b->len - base;
+    unsigned osz = body + no <= 0xff ? 1 : body + 2 * no <= 0xffff ? 2 : body + 4 * no <= 0xffffffffu ? 4 : 8;
+    for (size_t j = no; j-- > 0;)
+        put_le(b, offs[j], osz);
+}
+
+static member m_str(const char *s)
+{
+    return (member){s, strlen(s) + 1, 1, 1};
+}
+
+static member m_bytes(const void *p, size_t n)
+{
+    return (member){p, n, 1, 1};
+}
+
+static member m_fixed(const void *p, unsigned n)
+{
+    return (member){p, n, n, 0};
+}
+
+/* A 'v' member's bytes: value ‖ 0x00 ‖ type string, built in TMP. */
+static member m_variant(GByteArray *tmp, GVariant *v)
+{
+    const char *type = g_variant_get_type_string(v);
+    g_byte_array_set_size(tmp, 0);
+    g_byte_array_append(tmp, g_variant_get_data(v), (guint)g_variant_get_size(v));
+    g_byte_array_append(tmp, (const guint8 *)"", 1);
+    g_byte_array_append(tmp, (const guint8 *)type, (guint)strlen(type));
+    return (member){tmp->data, tmp->len, 8, 1};
+}
+
+/* Frame (header + envelope) around the serialized signed part SP and its
+ * authenticator, appended to OUT. */
+static int put_envelope(GByteArray *out, size_t max_frame, guint8 kind, const GByteArray *sp, const uint8_t *tag,
+                        size_t tag_len, const char *body_type)
+{
+    GByteArray *body = g_byte_array_sized_new(sp->len + tag_len + 64);
+    member bm[2] = {{sp->data, sp->len, 8, 1}, m_bytes(tag, tag_len)};
+    put_tuple(body, bm, 2);
+    size_t tl = strlen(body_type);
+    /* (yyv): version, kind, padding to 8, then the variant (last: no
+     * framing offset). */
+    size_t size = 8 + body->len + 1 + tl;
     int rc = 0;
-    size_t size = g_variant_get_size(env);
-    if (size == 0 || size > max_frame || size > G_MAXUINT32) {
+    if (size > max_frame || size > G_MAXUINT32) {
         rc = PZ_ERANGE;
         goto out;
     }
-    /* g_variant_store wants a target aligned for the type (8 here), which
-     * a frame body after its 4-byte header is not: serialize in place, copy. */
-    const void *data = g_variant_get_data(env);
-    guint off = out->len;
-    g_byte_array_set_size(out, off + PZ_FRAME_HDR + (guint)size);
-    pz_frame_put_header(out->data + off, (uint32_t)size);
-    memcpy(out->data + off + PZ_FRAME_HDR, data, size);
+    uint8_t hdr[PZ_FRAME_HDR + 8] = {0};
+    pz_frame_put_header(hdr, (uint32_t)size);
+    hdr[PZ_FRAME_HDR] = PZ_WIRE_VERSION;
+    hdr[PZ_FRAME_HDR + 1] = kind;
+    g_byte_array_append(out, hdr, sizeof(hdr));
+    g_byte_array_append(out, body->data, body->len);
+    g_byte_array_append(out, (const guint8 *)"", 1);
+    g_byte_array_append(out, (const guint8 *)body_type, (guint)tl);
 out:
-    g_variant_unref(env);
+    g_byte_array_unref(body);
     return rc;
-}
-
-static GVariant *bytes_variant(const uint8_t *p, size_t n)
-{
-    return g_variant_new_fixed_array(G_VARIANT_TYPE_BYTE, p, n, 1);
 }
 
 int pz_wire_request_encode(GByteArray *out, size_t max_frame, const char *method, uint64_t timestamp_ns,
@@ -359,7 +436,7 @@ int pz_wire_request_encode(GByteArray *out, size_t max_frame, const char *method
                            uint32_t timeout_ms, GVariant *params, const pz_wire_auth *auth)
 {
     int rc = 0;
-    GVariant *signed_part = NULL;
+    GByteArray *ctx = NULL, *sp = NULL, *vt = NULL;
     uint8_t tag[PZ_WIRE_SIG_LEN];
     size_t tag_len = 0;
     if (params)
@@ -369,22 +446,31 @@ int pz_wire_request_encode(GByteArray *out, size_t max_frame, const char *method
         rc = PZ_EINVAL;
         goto out;
     }
-    GVariant *ctx[7] = {
-        g_variant_new_string(method), g_variant_new_uint64(timestamp_ns), bytes_variant(call_id, PZ_RPC_CALL_ID_LEN),
-        g_variant_new_string(caller), g_variant_new_string(target), g_variant_new_uint32(timeout_ms),
-        g_variant_new_byte((guint8)auth->mode),
-    };
-    GVariant *sp[2] = {g_variant_new_tuple(ctx, 7),
-                       g_variant_new_variant(params ? params : g_variant_new_tuple(NULL, 0))};
-    signed_part = g_variant_ref_sink(g_variant_new_tuple(sp, 2));
-    rc = auth_make(auth, PZ_WIRE_DOMAIN_CALL, signed_part, tag, &tag_len);
-    if (rc)
-        goto out;
-    GVariant *body[2] = {signed_part, bytes_variant(tag, tag_len)};
-    rc = put_envelope(out, max_frame, PZ_WIRE_KIND_REQUEST, g_variant_new_tuple(body, 2));
+    guint64 ts = GUINT64_TO_LE(timestamp_ns);
+    guint32 to = GUINT32_TO_LE(timeout_ms);
+    guint8 mode = (guint8)auth->mode;
+    ctx = g_byte_array_sized_new(128);
+    member cm[7] = {m_str(method),  m_fixed(&ts, 8), m_bytes(call_id, PZ_RPC_CALL_ID_LEN), m_str(caller),
+                    m_str(target), m_fixed(&to, 4), m_fixed(&mode, 1)};
+    put_tuple(ctx, cm, 7);
+    vt = g_byte_array_new();
+    GVariant *unit = params ? NULL : g_variant_ref_sink(g_variant_new_tuple(NULL, 0));
+    member pm = m_variant(vt, params ? params : unit);
+    if (unit)
+        g_variant_unref(unit);
+    sp = g_byte_array_sized_new(ctx->len + vt->len + 16);
+    member sm[2] = {{ctx->data, ctx->len, 8, 1}, pm};
+    put_tuple(sp, sm, 2);
+    rc = auth_make(auth, PZ_WIRE_DOMAIN_CALL, sp->data, sp->len, tag, &tag_len);
+    if (rc == 0)
+        rc = put_envelope(out, max_frame, PZ_WIRE_KIND_REQUEST, sp, tag, tag_len, PZ_WIRE_TYPE_REQUEST);
 out:
-    if (signed_part)
-        g_variant_unref(signed_part);
+    if (ctx)
+        g_byte_array_unref(ctx);
+    if (sp)
+        g_byte_array_unref(sp);
+    if (vt)
+        g_byte_array_unref(vt);
     if (params)
         g_variant_unref(params);
     return rc;
@@ -395,7 +481,7 @@ int pz_wire_response_encode(GByteArray *out, size_t max_frame, GVariant *data,
                             int32_t status, const char *message, const pz_wire_auth *auth)
 {
     int rc = 0;
-    GVariant *signed_part = NULL;
+    GByteArray *sp = NULL, *vt = NULL;
     uint8_t tag[PZ_WIRE_SIG_LEN];
     size_t tag_len = 0;
     char msg[PZ_WIRE_MESSAGE_MAX + 1];
@@ -410,23 +496,25 @@ int pz_wire_response_encode(GByteArray *out, size_t max_frame, GVariant *data,
     const char *end = NULL;
     if (!g_utf8_validate(msg, -1, &end))
         msg[end - msg] = '\0';
-    GVariant *items[6] = {
-        g_variant_new_variant(data ? data : g_variant_new_tuple(NULL, 0)),
-        bytes_variant(call_id, PZ_RPC_CALL_ID_LEN),
-        g_variant_new_uint64(timestamp_ns),
-        g_variant_new_string(sender),
-        g_variant_new_int32(status),
-        g_variant_new_string(msg),
-    };
-    signed_part = g_variant_ref_sink(g_variant_new_tuple(items, 6));
-    rc = auth_make(auth, PZ_WIRE_DOMAIN_RESP, signed_part, tag, &tag_len);
-    if (rc)
-        goto out;
-    GVariant *body[2] = {signed_part, bytes_variant(tag, tag_len)};
-    rc = put_envelope(out, max_frame, PZ_WIRE_KIND_RESPONSE, g_variant_new_tuple(body, 2));
+    guint64 ts = GUINT64_TO_LE(timestamp_ns);
+    guint32 st = GUINT32_TO_LE((guint32)status);
+    vt = g_byte_array_new();
+    GVariant *unit = data ? NULL : g_variant_ref_sink(g_variant_new_tuple(NULL, 0));
+    member dm = m_variant(vt, data ? data : unit);
+    if (unit)
+        g_variant_unref(unit);
+    sp = g_byte_array_sized_new(vt->len + 128);
+    member sm[6] = {dm, m_bytes(call_id, PZ_RPC_CALL_ID_LEN), m_fixed(&ts, 8), m_str(sender), m_fixed(&st, 4),
+                    m_str(msg)};
+    put_tuple(sp, sm, 6);
+    rc = auth_make(auth, PZ_WIRE_DOMAIN_RESP, sp->data, sp->len, tag, &tag_len);
+    if (rc == 0)
+        rc = put_envelope(out, max_frame, PZ_WIRE_KIND_RESPONSE, sp, tag, tag_len, PZ_WIRE_TYPE_RESPONSE);
 out:
-    if (signed_part)
-        g_variant_unref(signed_part);
+    if (sp)
+        g_byte_array_unref(sp);
+    if (vt)
+        g_byte_array_unref(vt);
     if (data)
         g_variant_unref(data);
     return rc;

@@ -323,6 +323,55 @@ static void test_malformed(void **state)
     }
 }
 
+/* The hand serializer must produce exactly GLib's normal form, for small
+ * envelopes (1-byte framing offsets) and large ones (2- and 4-byte). */
+static void test_matches_glib(void **state)
+{
+    keys *k = *state;
+    static const size_t sizes[] = {0, 1, 200, 300, 70000};
+    for (size_t i = 0; i < G_N_ELEMENTS(sizes); i++) {
+        char *str = g_malloc(sizes[i] + 1);
+        memset(str, 'p', sizes[i]);
+        str[sizes[i]] = 0;
+        GVariant *params = g_variant_ref_sink(g_variant_new("(sqx)", str, (guint16)7, (gint64)-1));
+        GByteArray *b = g_byte_array_new();
+        pz_wire_auth sa = {.mode = PZ_WIRE_MODE_SIG, .key = k->a};
+        assert_int_equal(pz_wire_request_encode(b, 1u << 20, "m.x", 77, ID, "caller-1", "t", 9, params, &sa), 0);
+        pz_wire_request req;
+        int kind;
+        assert_int_equal(decode_frame(b, &kind, &req, NULL), 0);
+        GVariant *ref = g_variant_ref_sink(g_variant_new(
+            "(yyv)", 1, 1,
+            g_variant_new("(((st@ayssuy)v)@ay)", "m.x", (guint64)77,
+                          g_variant_new_fixed_array(G_VARIANT_TYPE_BYTE, ID, 16, 1), "caller-1", "t", 9u, 1, params,
+                          g_variant_new_fixed_array(G_VARIANT_TYPE_BYTE, req.auth, req.auth_len, 1))));
+        assert_int_equal(g_variant_get_size(ref), b->len - PZ_FRAME_HDR);
+        assert_memory_equal(g_variant_get_data(ref), b->data + PZ_FRAME_HDR, b->len - PZ_FRAME_HDR);
+        g_variant_unref(ref);
+        pz_wire_request_clear(&req);
+
+        g_byte_array_set_size(b, 0);
+        pz_wire_auth none = {0};
+        assert_int_equal(pz_wire_response_encode(b, 1u << 20, params, ID, 5, "s", -3, str + (sizes[i] > 10 ? sizes[i] - 10 : 0),
+                                                 i % 2 ? &sa : &none),
+                         0);
+        pz_wire_response resp;
+        assert_int_equal(decode_frame(b, &kind, NULL, &resp), 0);
+        ref = g_variant_ref_sink(g_variant_new(
+            "(yyv)", 1, 2,
+            g_variant_new("((v@aytsis)@ay)", params, g_variant_new_fixed_array(G_VARIANT_TYPE_BYTE, ID, 16, 1),
+                          (guint64)5, "s", -3, resp.message,
+                          g_variant_new_fixed_array(G_VARIANT_TYPE_BYTE, resp.auth, resp.auth_len, 1))));
+        assert_int_equal(g_variant_get_size(ref), b->len - PZ_FRAME_HDR);
+        assert_memory_equal(g_variant_get_data(ref), b->data + PZ_FRAME_HDR, b->len - PZ_FRAME_HDR);
+        g_variant_unref(ref);
+        pz_wire_response_clear(&resp);
+        g_byte_array_unref(b);
+        g_variant_unref(params);
+        g_free(str);
+    }
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -332,6 +381,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_mac_mode, setup, teardown),
         cmocka_unit_test_setup_teardown(test_encode_errors, setup, teardown),
         cmocka_unit_test(test_malformed),
+        cmocka_unit_test_setup_teardown(test_matches_glib, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
