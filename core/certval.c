@@ -655,6 +655,17 @@ static pz_certval_reason verify_chain(const cv_set *s, gnutls_x509_crt_t *crts, 
     int rc = gnutls_x509_trust_list_verify_crt2(s->tl, crts, (unsigned)n, NULL, 0, flags, &status, NULL);
     if (rc < 0)
         return refuse(out, PZ_CV_UNTRUSTED, "chain verification failed: %s", gnutls_strerror(rc));
+    if (status && !(status & ~(unsigned)(GNUTLS_CERT_INVALID | GNUTLS_CERT_UNKNOWN_CRIT_EXTENSIONS))) {
+        /* GnuTLS refuses critical extensions it does not know; when the
+         * only one is ours, say so. */
+        gnutls_datum_t ext = {NULL, 0};
+        unsigned critical = 0;
+        if (gnutls_x509_crt_get_extension_by_oid2(crts[0], PZ_NODE_KEYS_OID, 0, &ext, &critical) == 0) {
+            gnutls_free(ext.data);
+            if (critical)
+                return refuse(out, PZ_CV_BAD_NODE_KEYS, "node-keys extension is marked critical");
+        }
+    }
     if (status)
         return chain_status(status, out);
 

@@ -168,6 +168,23 @@ run 2 "cert revoke at the wrong CA" "$PROZSEC" cert revoke --ca "$CA" "$work/oth
 has "not issued by" "the refusal says why"
 run 2 "cert verify without --ca" "$PROZSEC" cert verify "$NODE/node.crt"
 
+# ---- usage errors
+run 0 "cert verify --purpose client" "$PROZSEC" cert verify --ca "$CA" --purpose client "$NODE/node.crt"
+run 2 "cert verify --purpose bogus" "$PROZSEC" cert verify --ca "$CA" --purpose bogus "$NODE/node.crt"
+run 2 "cert verify with a missing CRL" "$PROZSEC" cert verify --ca "$CA" --crl "$work/none.crl" "$NODE/node.crt"
+run 2 "cert verify of a missing file" "$PROZSEC" cert verify --ca "$CA" "$work/none.crt"
+run 2 "cert issue --days -1" "$PROZSEC" cert issue --ca "$CA" --node-id z --node-type v --out "$work/z" --days -1
+run 2 "cert issue without --out" "$PROZSEC" cert issue --ca "$CA" --node-id z --node-type v
+run 2 "cert issue with a stray argument" "$PROZSEC" cert issue --ca "$CA" --node-id z --node-type v --out "$work/z" extra
+run 2 "cert show with two files" "$PROZSEC" cert show "$NODE/node.crt" "$NODE/node.crt"
+run 2 "cert revoke without a certificate" "$PROZSEC" cert revoke --ca "$CA"
+run 2 "ca init without --dir" "$PROZSEC" ca init
+run 2 "ca without a command" "$PROZSEC" ca
+run 2 "cert with an unknown command" "$PROZSEC" cert frobnicate
+run 0 "cert --help" "$PROZSEC" cert --help
+has "verify" "cert --help lists verify"
+[ ! -e "$work/z" ] && ok "nothing written on usage errors" || not_ok "$work/z exists"
+
 echo "1..$n"
 [ "$fails" -eq 0 ] || { echo "# $fails of $n checks failed"; exit 1; }
 exit 0

@@ -173,8 +173,13 @@ int pz_fix_leaf(const pz_fix_ca *ca, const pz_fix_leaf_opts *o, int64_t now, gnu
     TRY(gnutls_x509_crt_set_activation_time(crt, (time_t)(o->not_before ? o->not_before : now - 3600)));
     TRY(gnutls_x509_crt_set_expiration_time(crt, (time_t)(o->not_after ? o->not_after : now + 30 * (int64_t)DAY)));
     TRY(gnutls_x509_crt_set_basic_constraints(crt, o->is_ca ? 1 : 0, -1));
-    TRY(gnutls_x509_crt_set_key_usage(crt, o->is_ca ? GNUTLS_KEY_KEY_CERT_SIGN | GNUTLS_KEY_DIGITAL_SIGNATURE
-                                                   : GNUTLS_KEY_DIGITAL_SIGNATURE | GNUTLS_KEY_KEY_ENCIPHERMENT));
+    if (o->extra_uri)
+        TRY(gnutls_x509_crt_set_subject_alt_name(crt, GNUTLS_SAN_URI, o->extra_uri, (unsigned)strlen(o->extra_uri),
+                                                 GNUTLS_FSAN_APPEND));
+    unsigned ku = o->key_usage ? o->key_usage
+                  : o->is_ca   ? GNUTLS_KEY_KEY_CERT_SIGN | GNUTLS_KEY_DIGITAL_SIGNATURE
+                               : GNUTLS_KEY_DIGITAL_SIGNATURE | GNUTLS_KEY_KEY_ENCIPHERMENT;
+    TRY(gnutls_x509_crt_set_key_usage(crt, ku));
     if (!o->no_eku) {
         if (!o->no_server_auth)
             TRY(gnutls_x509_crt_set_key_purpose_oid(crt, GNUTLS_KP_TLS_WWW_SERVER, 0));
@@ -189,7 +194,8 @@ int pz_fix_leaf(const pz_fix_ca *ca, const pz_fix_leaf_opts *o, int64_t now, gnu
     } else if (o->sign_pub && o->e2e_pub) {
         uint8_t ext[PZ_NODE_KEYS_EXT_LEN];
         pz_node_keys_ext_encode(o->sign_pub, o->e2e_pub, ext);
-        TRY(gnutls_x509_crt_set_extension_by_oid(crt, PZ_NODE_KEYS_OID, ext, sizeof(ext), 0));
+        TRY(gnutls_x509_crt_set_extension_by_oid(crt, PZ_NODE_KEYS_OID, ext, sizeof(ext),
+                                                 o->keys_ext_critical ? 1 : 0));
     }
     gnutls_digest_algorithm_t hash = o->hash ? o->hash : GNUTLS_DIG_SHA384;
     unsigned bits = 0;

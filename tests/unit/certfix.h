@@ -50,6 +50,9 @@ typedef struct pz_fix_leaf_opts {
     const uint8_t *e2e_pub;
     const uint8_t *raw_keys_ext;  /* embed this value as the node-keys extension instead */
     size_t raw_keys_ext_len;
+    int keys_ext_critical;        /* mark the node-keys extension critical */
+    unsigned key_usage;           /* key usage bits (GNUTLS_KEY_*); 0 = digitalSignature + keyEncipherment */
+    const char *extra_uri;        /* a further SAN URI (e.g. a second prozchain:// one) */
 } pz_fix_leaf_opts;
 
 /* Make a self-signed CA with KEY, O=ORG, valid from NOW - 1 day to NOW +

@@ -188,6 +188,10 @@ static void test_valid_variants(void **state)
     assert_int_equal(check_leaf(&F.ca, &srv, PZ_CERTVAL_SERVER, &r), PZ_CV_OK);
     pz_fix_leaf_opts cli = {.no_server_auth = 1};
     assert_int_equal(check_leaf(&F.ca, &cli, PZ_CERTVAL_CLIENT, &r), PZ_CV_OK);
+    /* other URIs and key usages alongside are fine */
+    pz_fix_leaf_opts extra = {.extra_uri = "https://node-1.example/",
+                              .key_usage = GNUTLS_KEY_DIGITAL_SIGNATURE | GNUTLS_KEY_KEY_AGREEMENT};
+    assert_int_equal(check_leaf(&F.ca, &extra, PZ_CERTVAL_CLIENT, &r), PZ_CV_OK);
 }
 
 static void test_valid_intermediate(void **state)
@@ -223,6 +227,7 @@ static void test_refusals(void **state)
 {
     (void)state;
     static const uint8_t bad_ext[] = {0x30, 0x04, 0x04, 0x02, 0x01, 0x02};
+    static const uint8_t k32[32] = {1, 2, 3};
     const int64_t now = F.now;
     const int both = PZ_CERTVAL_CLIENT | PZ_CERTVAL_SERVER;
     const refusal_case cases[] = {
@@ -258,6 +263,12 @@ static void test_refusals(void **state)
         {"OU empty type", {.ou = ":nodes"}, 0, both, PZ_CV_BAD_NODE_TYPE},
         {"malformed node-keys", {.raw_keys_ext = bad_ext, .raw_keys_ext_len = sizeof(bad_ext)}, 0, both,
          PZ_CV_BAD_NODE_KEYS},
+        {"critical node-keys", {.sign_pub = k32, .e2e_pub = k32, .keys_ext_critical = 1}, 0, both,
+         PZ_CV_BAD_NODE_KEYS},
+        {"key usage without digitalSignature", {.key_usage = GNUTLS_KEY_KEY_ENCIPHERMENT}, 0, both,
+         PZ_CV_BAD_KEY_USAGE},
+        {"two prozchain:// URIs", {.extra_uri = "prozchain://node-2"}, 0, both, PZ_CV_NODE_ID_MISMATCH},
+        {"same URI twice", {.extra_uri = "prozchain://node-1"}, 0, both, PZ_CV_NODE_ID_MISMATCH},
     };
     const pz_fix_ca *signers[] = {&F.ca, &F.foreign, &F.rsa_ca};
     for (size_t i = 0; i < G_N_ELEMENTS(cases); i++) {
