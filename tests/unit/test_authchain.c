@@ -15,15 +15,20 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include <cmocka.h>
 
 #include "authchain.h"
+#include "authz.h"
+#include "certfix.h"
 #include "conf.h"
 #include "coresvc.h"
+#include "crypto.h"
 #include "err.h"
 #include "identity.h"
 #include "loader.h"
+#include "settings.h"
 
 /* ------------------------------------------------------------------------ */
 /* Captured behaviour events and log lines. */
@@ -849,6 +854,280 @@ static void test_from_conf_good(void **state)
     pz_loader_free(loader);
 }
 
+/* ------------------------------------------------------------------------ */
+/* The example configurations (conf/examples/auth-*.yaml), run for real:
+ * the files with /etc/prozsec/ pointed at a temporary directory of
+ * generated fixtures (and the example pins replaced by the fixtures'),
+ * through settings, identity, authorization and the chain, with one
+ * allowed and one refused peer each. Run with PZ_TEST_LOG=1 to see the
+ * log lines. */
+
+static char *demo_dir;
+
+static void demo_write(const char *rel, const void *data, size_t len, int mode)
+{
+    char *p = g_build_filename(demo_dir, rel, NULL);
+    char *d = g_path_get_dirname(p);
+    assert_int_equal(g_mkdir_with_parents(d, 0700), 0);
+    assert_true(g_file_set_contents(p, data, (gssize)len, NULL));
+    assert_int_equal(g_chmod(p, mode), 0);
+    g_free(d);
+    g_free(p);
+}
+
+static char *demo_read_example(const char *name)
+{
+    const char *src = g_getenv("top_srcdir");
+    char *p = g_build_filename(src ? src : "../..", "conf", "examples", name, NULL);
+    char *text = NULL;
+    if (!g_file_get_contents(p, &text, NULL, NULL))
+        fail_msg("cannot read %s", p);
+    g_free(p);
+    return text;
+}
+
+static char *replace(const char *text, const char *from, const char *to)
+{
+    char **parts = g_strsplit(text, from, -1);
+    char *out = g_strjoinv(to, parts);
+    g_strfreev(parts);
+    return out;
+}
+
+typedef struct demo_cert {
+    gnutls_datum_t der;
+    char pin[64]; /* "sha256//..." */
+} demo_cert;
+
+static void demo_leaf(pz_fix_ca *ca, const char *id, const char *type, demo_cert *out, gnutls_x509_crt_t *keep)
+{
+    gnutls_x509_crt_t crt;
+    pz_fix_leaf_opts o = {.node_id = id, .node_type = type};
+    assert_int_equal(pz_fix_leaf(ca, &o, (int64_t)time(NULL), &crt, NULL), 0);
+    assert_int_equal(pz_fix_export(crt, GNUTLS_X509_FMT_DER, &out->der), 0);
+    uint8_t spki[32], ed[32];
+    int is_ed = 0;
+    assert_int_equal(pz_identity_cert_keys(out->der.data, out->der.size, spki, ed, &is_ed, NULL), 0);
+    char *b = g_base64_encode(spki, 32);
+    snprintf(out->pin, sizeof(out->pin), "sha256//%s", b);
+    g_free(b);
+    if (keep)
+        *keep = crt;
+    else
+        gnutls_x509_crt_deinit(crt);
+}
+
+/* Load example NAME (with REPLACEMENTS: pairs of from/to, NULL-ended) into
+ * settings, identity, authorization and a chain. */
+typedef struct demo {
+    pz_conf_doc *doc;
+    pz_settings *settings;
+    pz_identities *ids;
+    pz_authz *authz;
+    pz_authchain *chain;
+} demo;
+
+static void demo_load(pz_loader *loader, const char *name, const char *const *repl, demo *d)
+{
+    char *text = demo_read_example(name);
+    char *dirslash = g_strconcat(demo_dir, "/", NULL);
+    char *t = replace(text, "/etc/prozsec/", dirslash);
+    for (size_t i = 0; repl && repl[i]; i += 2) {
+        assert_non_null(strstr(t, repl[i]));
+        char *t2 = replace(t, repl[i], repl[i + 1]);
+        g_free(t);
+        t = t2;
+    }
+    demo_write(name, t, strlen(t), 0600);
+    char *path = g_build_filename(demo_dir, name, NULL);
+    pz_err err;
+    pz_err_init(&err);
+    memset(d, 0, sizeof(*d));
+    if (g_getenv("PZ_TEST_LOG"))
+        fprintf(stderr, "== conf/examples/%s\n", name);
+    if (pz_conf_load_file(path, &d->doc, &err) || pz_settings_load(pz_conf_root(d->doc), &d->settings, &err) ||
+        pz_identities_new_from_conf(pz_conf_root(d->doc), &d->ids, &err) ||
+        pz_authz_new_from_conf(pz_conf_root(d->doc), &d->authz, &err) ||
+        pz_authchain_new_from_conf(loader, d->settings->auth, &d->chain, &err))
+        fail_msg("%s: %s", name, pz_err_msg(&err));
+    pz_authchain_set_identities(d->chain, d->ids);
+    pz_err_clear(&err);
+    g_free(path);
+    g_free(t);
+    g_free(dirslash);
+    g_free(text);
+}
+
+static void demo_free(demo *d)
+{
+    pz_authchain_free(d->chain);
+    pz_authz_free(d->authz);
+    pz_identities_free(d->ids);
+    pz_settings_free(d->settings);
+    pz_conf_doc_free(d->doc);
+}
+
+static pz_authchain_result demo_tls(demo *d, const demo_cert *c, const uint8_t *token, size_t token_len,
+                                    const uint8_t *cb, uint8_t last_octet)
+{
+    pz_addr a = {.family = PZ_AF_INET, .bytes = {192, 0, 2, last_octet}, .port = 40000 + last_octet};
+    const uint8_t *certs[1] = {c ? c->der.data : NULL};
+    size_t lens[1] = {c ? c->der.size : 0};
+    pz_auth_credentials cr = {.struct_size = sizeof(cr), .transport = "tls", .addr = &a, .n_certs = c ? 1 : 0,
+                              .cert_der = c ? certs : NULL, .cert_der_len = c ? lens : NULL,
+                              .channel_binding = cb, .channel_binding_len = cb ? 32 : 0, .token = token,
+                              .token_len = token_len};
+    pz_authchain_result res;
+    assert_int_equal(pz_authchain_authenticate(d->chain, &cr, 0, &res), 0);
+    return res;
+}
+
+static void demo_authz(demo *d, const pz_authchain_result *res, const char *method, int expect)
+{
+    const char *roles[PZ_AUTH_MAX_ROLES];
+    pz_identity id;
+    pz_authz_decision dec;
+    pz_auth_result_identity(&res->id, res->provider, roles, &id);
+    assert_int_equal(pz_authz_check(d->authz, method, &id, &dec), 0);
+    if (dec.allowed != expect)
+        fail_msg("%s by %s: authorization %d, expected %d", method, id.node_id, dec.allowed, expect);
+    if (g_getenv("PZ_TEST_LOG"))
+        fprintf(stderr, "   authz: %s by %s -> %s (rule at %s)\n", method, id.node_id,
+                dec.allowed ? "allowed" : "denied", dec.where[0] ? dec.where : "none: default deny");
+}
+
+static void test_examples(void **state)
+{
+    (void)state;
+    demo_dir = g_dir_make_tmp("pz-auth-examples-XXXXXX", NULL);
+    assert_non_null(demo_dir);
+    assert_int_equal(pz_crypto_init(), 0);
+    pz_loader *loader = fixture_loader();
+
+    /* PKI: a CA, this node, peers; a CRL revoking validator-9. */
+    int64_t now = (int64_t)time(NULL);
+    pz_fix_ca ca;
+    assert_int_equal(pz_fix_ca_new(&ca, PZ_FIX_P384, "ProzChain Demo", now, 0, 0), 0);
+    demo_cert self, v1, v2, v3, v4, v9, light;
+    gnutls_x509_crt_t v9crt;
+    demo_leaf(&ca, "validator-1", "validator", &self, NULL);
+    demo_leaf(&ca, "validator-1", "validator", &v1, NULL);
+    demo_leaf(&ca, "validator-2", "validator", &v2, NULL);
+    demo_leaf(&ca, "validator-3", "validator", &v3, NULL);
+    demo_leaf(&ca, "validator-4", "validator", &v4, NULL);
+    demo_leaf(&ca, "validator-9", "validator", &v9, &v9crt);
+    demo_leaf(&ca, "light-5", "light", &light, NULL);
+    gnutls_datum_t d;
+    assert_int_equal(pz_fix_export(ca.crt, GNUTLS_X509_FMT_PEM, &d), 0);
+    demo_write("keys/ca.crt", d.data, d.size, 0644);
+    gnutls_free(d.data);
+    assert_int_equal(pz_fix_crl(&ca, &v9crt, 1, now, GNUTLS_X509_FMT_PEM, &d), 0);
+    demo_write("keys/ca.crl", d.data, d.size, 0644);
+    gnutls_free(d.data);
+    demo_write("keys/node.crt", self.der.data, self.der.size, 0644);
+    /* The example peer directory, with validator-2's pin made real. */
+    char *peers = demo_read_example("peers.yaml");
+    char *peers2 = replace(peers, "sha256//yZ3Vz1xR0pG0w7s1bq4yTZ6Jp8b0oQzKcGm3Xv2nA1E=", v2.pin);
+    demo_write("peers.yaml", peers2, strlen(peers2), 0644);
+    /* psk keys. */
+    static const char k_light1[] = "bGlnaHQtMS1kZW1vLWtleS1saWdodC0xLWRlbW8ta2V5\n";
+    demo_write("psk/light-1.key", k_light1, strlen(k_light1), 0600);
+    demo_write("psk/self.key", "c2VsZi1kZW1vLWtleS1zZWxmLWRlbW8ta2V5LXNlbGYtZGVtbw==\n", 53, 0600);
+    demo_write("psk/clients.d/light-2.key", "bGlnaHQtMi1kZW1vLWtleS1saWdodC0yLWRlbW8ta2V5\n", 45, 0600);
+
+    demo dm;
+    pz_authchain_result res;
+
+    /* cert-auth */
+    demo_load(loader, "auth-cert-auth.yaml", NULL, &dm);
+    res = demo_tls(&dm, &v1, NULL, 0, NULL, 11);
+    assert_true(res.allowed);
+    assert_string_equal(res.id.node_id, "validator-1");
+    assert_string_equal(res.id.roles[1], "rpc"); /* from the directory */
+    demo_authz(&dm, &res, "chain.getBlock", 1);
+    demo_authz(&dm, &res, "sys.shutdown", 0);
+    res = demo_tls(&dm, &v9, NULL, 0, NULL, 19);
+    assert_false(res.allowed);
+    assert_string_equal(res.provider, "cert-auth");
+    assert_int_equal(res.reason_code, 7); /* PZ_CV_REVOKED */
+    res = demo_tls(&dm, &light, NULL, 0, NULL, 15);
+    assert_false(res.allowed); /* deny.node_types: [light] */
+    demo_free(&dm);
+
+    /* key-pin */
+    const char *const kp_repl[] = {"sha256//pG2v4S0k9bQ6pZ7tq1m3T1y5sQe8Yc4Kq9f3J0Ww2Xc=", v3.pin, NULL};
+    demo_load(loader, "auth-key-pin.yaml", kp_repl, &dm);
+    res = demo_tls(&dm, &v3, NULL, 0, NULL, 13);
+    assert_true(res.allowed);
+    assert_string_equal(res.id.node_id, "validator-3");
+    res = demo_tls(&dm, &v2, NULL, 0, NULL, 12); /* pinned in the directory */
+    assert_true(res.allowed);
+    assert_string_equal(res.id.node_id, "validator-2");
+    res = demo_tls(&dm, &v4, NULL, 0, NULL, 14);
+    assert_false(res.allowed);
+    assert_string_equal(res.provider, "key-pin");
+    demo_free(&dm);
+
+    /* psk-token: a token made for one connection, replayed on another. */
+    demo_load(loader, "auth-psk-token.yaml", NULL, &dm);
+    uint8_t cb1[32], cb2[32];
+    for (int i = 0; i < 32; i++) {
+        cb1[i] = (uint8_t)(7 * i);
+        cb2[i] = (uint8_t)(7 * i + 1);
+    }
+    gsize klen = 0;
+    guchar *key = g_base64_decode(k_light1, &klen);
+    GHmac *h = g_hmac_new(G_CHECKSUM_SHA256, key, klen);
+    uint8_t l = 32;
+    g_hmac_update(h, (const guchar *)"prozsec psk-token v1", 21);
+    g_hmac_update(h, &l, 1);
+    g_hmac_update(h, cb1, 32);
+    l = 7;
+    g_hmac_update(h, &l, 1);
+    g_hmac_update(h, (const guchar *)"light-1", 7);
+    uint8_t tok[2 + 7 + 32] = {1, 7, 'l', 'i', 'g', 'h', 't', '-', '1'};
+    gsize dl = 32;
+    g_hmac_get_digest(h, tok + 9, &dl);
+    g_hmac_unref(h);
+    g_free(key);
+    res = demo_tls(&dm, NULL, tok, sizeof(tok), cb1, 21);
+    assert_true(res.allowed);
+    assert_string_equal(res.id.node_id, "light-1");
+    demo_authz(&dm, &res, "chain.getBlock", 1);
+    res = demo_tls(&dm, NULL, tok, sizeof(tok), cb2, 22);
+    assert_false(res.allowed);
+    assert_string_equal(res.provider, "psk-token");
+    demo_free(&dm);
+
+    /* unix-peercred */
+    demo_load(loader, "auth-unix-peercred.yaml", NULL, &dm);
+    pz_addr au = {.family = PZ_AF_UNIX};
+    pz_auth_credentials uc = {.struct_size = sizeof(uc), .transport = "unix", .addr = &au, .has_unix_cred = 1,
+                              .uid = 1000, .gid = 1000, .pid = 4242};
+    assert_int_equal(pz_authchain_authenticate(dm.chain, &uc, 0, &res), 0);
+    assert_true(res.allowed);
+    assert_string_equal(res.id.node_id, "local-1000");
+    demo_authz(&dm, &res, "sys.shutdown", 1);
+    uc.uid = uc.gid = 1001;
+    uc.pid = 4343;
+    assert_int_equal(pz_authchain_authenticate(dm.chain, &uc, 0, &res), 0);
+    assert_false(res.allowed);
+    demo_free(&dm);
+
+    demo_cert *all[] = {&self, &v1, &v2, &v3, &v4, &v9, &light};
+    for (size_t i = 0; i < G_N_ELEMENTS(all); i++)
+        gnutls_free(all[i]->der.data);
+    gnutls_x509_crt_deinit(v9crt);
+    pz_fix_ca_clear(&ca);
+    g_free(peers);
+    g_free(peers2);
+    pz_loader_free(loader);
+    /* Remove the fixture tree. */
+    char *argv[] = {"rm", "-rf", demo_dir, NULL};
+    assert_true(g_spawn_sync(NULL, argv, NULL, G_SPAWN_SEARCH_PATH, NULL, NULL, NULL, NULL, NULL, NULL));
+    g_free(demo_dir);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -864,6 +1143,7 @@ int main(void)
         cmocka_unit_test(test_empty_chain_and_bad_args),
         cmocka_unit_test(test_from_conf_errors),
         cmocka_unit_test(test_from_conf_good),
+        cmocka_unit_test(test_examples),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }
