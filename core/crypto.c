@@ -1,6 +1,6 @@
-/* core/crypto.c — the crypto seam: libgcrypt (AEAD, HMAC, HKDF, hashes,
- * randomness, secure memory), GnuTLS abstract keys (Ed25519), nettle
- * (X25519). See crypto.h and docs/internals/crypto.md. */
+/* core/crypto.c — the crypto seam: libgcrypt (AEAD, hashes, randomness,
+ * secure memory), nettle (HMAC under HKDF, X25519), GnuTLS abstract keys
+ * (Ed25519). See crypto.h and docs/internals/crypto.md. */
 #include "config.h"
 
 #include <stdlib.h>
@@ -12,6 +12,7 @@
 #include <gnutls/abstract.h>
 #include <nettle/curve25519.h>
 #include <nettle/eddsa.h>
+#include <nettle/hmac.h>
 
 #include <prozsec/error.h>
 
@@ -117,30 +118,20 @@ int pz_sha256(const pz_iov *iov, size_t n, uint8_t out[PZ_SHA256_LEN])
 
 int pz_hmac_sha256(const void *key, size_t key_len, const pz_iov *iov, size_t n, uint8_t out[PZ_SHA256_LEN])
 {
-    static const uint8_t zero_key[PZ_SHA256_LEN];
-    gcry_buffer_t g[PZ_IOV_MAX];
-    if (n > PZ_IOV_MAX - 1 || (n && !iov) || (key_len && !key))
+    struct hmac_sha256_ctx ctx;
+
+    if (n > PZ_IOV_MAX - 1 || (n && !iov) || (key_len && !key) || !out)
         return PZ_EINVAL;
-    /* libgcrypt refuses an empty HMAC key; HMAC pads the key with zeros to
-     * the block size, so an empty key and a 32-byte zero key are the same
-     * key. */
-    if (key_len == 0) {
-        key = zero_key;
-        key_len = sizeof(zero_key);
-    }
-    g[0].size = 0;
-    g[0].off = 0;
-    g[0].len = key_len;
-    g[0].data = (void *)key;
-    to_gcry_iov(g + 1, iov, n);
-    /* With GCRY_MD_FLAG_HMAC the first buffer is the key. An empty message
-     * still needs one (empty) buffer after it. */
-    if (n == 0) {
-        g[1].size = g[1].off = g[1].len = 0;
-        g[1].data = (void *)"";
-        n = 1;
-    }
-    return gcry_md_hash_buffers(GCRY_MD_SHA256, GCRY_MD_FLAG_HMAC, out, g, (int)n + 1) ? PZ_ECRYPTO : 0;
+    /* nettle's HMAC keeps its state on our stack: no allocation, and we
+     * wipe the key-dependent state ourselves (docs/internals/crypto.md has
+     * the measurements behind taking HMAC from nettle). */
+    hmac_sha256_set_key(&ctx, key_len, key_len ? key : (const void *)"");
+    for (size_t i = 0; i < n; i++)
+        if (iov[i].len)
+            hmac_sha256_update(&ctx, iov[i].len, iov[i].base);
+    hmac_sha256_digest(&ctx, PZ_SHA256_LEN, out);
+    pz_crypto_wipe(&ctx, sizeof(ctx));
+    return 0;
 }
 
 int pz_hkdf_sha256_extract(const void *salt, size_t salt_len, const pz_iov *ikm, size_t n,

@@ -1,8 +1,12 @@
 /* core/crypto.h — the one crypto seam of prozsec: every primitive the core
  * uses, each taken from the library where it is best, behind one interface.
  *
- *   AEAD, HMAC, hashes, CSPRNG ... libgcrypt
- *   HKDF ........................ RFC 5869, written over libgcrypt's HMAC
+ *   AEAD, hashes, CSPRNG ........ libgcrypt
+ *   HMAC-SHA256 ................. nettle (state on the stack; libgcrypt's
+ *                                 one-shot HMAC costs an allocation and a
+ *                                 wipe per call, which dominates the short
+ *                                 inputs of HKDF: see docs/internals/crypto.md)
+ *   HKDF ........................ RFC 5869, written over that HMAC
  *   Ed25519 sign/verify ......... GnuTLS abstract keys (imported once, cached)
  *   X25519 ...................... nettle (curve25519_mul, curve25519_mul_g)
  *
@@ -79,8 +83,8 @@ void pz_crypto_secure_free(void *ptr);
  * Returns 0 or PZ_EINVAL. */
 int pz_sha256(const pz_iov *iov, size_t n, uint8_t out[PZ_SHA256_LEN]);
 
-/* HMAC-SHA256 with KEY (any length, may be 0) over the N (<= PZ_IOV_MAX - 1)
- * pieces IOV. Returns 0, PZ_EINVAL or PZ_ECRYPTO. */
+/* HMAC-SHA256 (RFC 2104) with KEY (any length, may be 0) over the N
+ * (<= PZ_IOV_MAX - 1) pieces IOV. Returns 0 or PZ_EINVAL. */
 int pz_hmac_sha256(const void *key, size_t key_len, const pz_iov *iov, size_t n, uint8_t out[PZ_SHA256_LEN]);
 
 /* HKDF-Extract (RFC 5869 §2.2) with SHA-256: PRK = HMAC(SALT, IKM), where

@@ -411,7 +411,10 @@ int pz_e2e_seal(pz_e2e *e2e, const char *recipient_id, const pz_e2e_seal_params 
 {
     int rc = 0;
     pz_e2e_seal_params p = {sizeof(p), PZ_E2E_SUITE_DEFAULT, 0, NULL, 0};
-    uint8_t pub[PZ_X25519_LEN], key_id[PZ_KEY_ID_LEN], msg_id[PZ_E2E_MESSAGE_ID_LEN];
+    uint8_t pub[PZ_X25519_LEN], key_id[PZ_KEY_ID_LEN];
+    /* One CSPRNG call for the ephemeral secret key and the message id. */
+    uint8_t rnd[PZ_HPKE_SK_LEN + PZ_E2E_MESSAGE_ID_LEN];
+    const uint8_t *ske = rnd, *msg_id = rnd + PZ_HPKE_SK_LEN;
     uint8_t info[PZ__E2E_INFO_MAX];
     size_t info_len, rlen, slen, header_len, ct_len, inner_len, total;
     const size_t dom = sizeof(PZ__E2E_SIG_DOMAIN);
@@ -461,7 +464,7 @@ int pz_e2e_seal(pz_e2e *e2e, const char *recipient_id, const pz_e2e_seal_params 
     if (rc)
         return fail(error, rc, PZ_E2E_ERROR_RECIPIENT_UNKNOWN, "no E2E keys for node %s (add its certificate)",
                     recipient_id);
-    rc = pz_crypto_random(msg_id, sizeof(msg_id));
+    rc = pz_crypto_random(rnd, sizeof(rnd));
     if (rc)
         return fail(error, rc, PZ_E2E_ERROR_FAILED, "random generator failed");
 
@@ -519,7 +522,7 @@ int pz_e2e_seal(pz_e2e *e2e, const char *recipient_id, const pz_e2e_seal_params 
     view.message_id = msg_id;
     info_len = pz__e2e_info(&view, info);
 
-    rc = pz_hpke_setup_sender(&hpke, (pz_hpke_aead)p.suite, pub, info, info_len, NULL, NULL, NULL, enc);
+    rc = pz_hpke_setup_sender(&hpke, (pz_hpke_aead)p.suite, pub, info, info_len, ske, NULL, NULL, enc);
     if (rc) {
         fail(error, rc, PZ_E2E_ERROR_FAILED, "HPKE set-up failed: %s", pz_strerror(rc));
         goto out;
@@ -572,6 +575,7 @@ int pz_e2e_seal(pz_e2e *e2e, const char *recipient_id, const pz_e2e_seal_params 
     buf = NULL;
 out:
     pz_hpke_ctx_clear(&hpke);
+    pz_crypto_wipe(rnd, sizeof(rnd));
     if (tbs)
         pz_e2e_free_bytes(tbs, tbs_len);
     if (inner)

@@ -115,13 +115,13 @@ static const uint8_t psk_id_hash_table[4][PZ_SHA256_LEN] = {
                                         0xe2, 0xa4, 0x40, 0x4a, 0x49, 0x30, 0x6a, 0xe4, 0xcf, 0xc5},
 };
 
-/* KeySchedule of §5.1 with default (empty) psk and psk_id. */
+/* KeySchedule of §5.1 with default (empty) psk and psk_id. The exporter
+ * secret is left for pz_hpke_export to derive. */
 static int key_schedule(pz_hpke_ctx *ctx, pz_hpke_mode mode, pz_hpke_aead aead,
                         const uint8_t shared_secret[PZ_SHA256_LEN], const uint8_t *info, size_t info_len)
 {
     uint8_t suite[HPKE_SUITE_LEN];
-    uint8_t ksc[KSC_LEN];
-    uint8_t secret[PZ_SHA256_LEN];
+    uint8_t *ksc = ctx->key_schedule_context;
     pz_iov in = {info, info_len};
     int rc;
 
@@ -130,24 +130,19 @@ static int key_schedule(pz_hpke_ctx *ctx, pz_hpke_mode mode, pz_hpke_aead aead,
     memcpy(ksc + 1, psk_id_hash_table[aead], PZ_SHA256_LEN);
     rc = labeled_extract(suite, HPKE_SUITE_LEN, NULL, 0, "info_hash", &in, 1, ksc + 1 + PZ_SHA256_LEN);
     if (rc)
-        goto out;
-    rc = labeled_extract(suite, HPKE_SUITE_LEN, shared_secret, PZ_SHA256_LEN, "secret", NULL, 0, secret);
+        return rc;
+    rc = labeled_extract(suite, HPKE_SUITE_LEN, shared_secret, PZ_SHA256_LEN, "secret", NULL, 0, ctx->secret);
     if (rc)
-        goto out;
+        return rc;
     ctx->aead = aead;
     ctx->key_len = pz_aead_key_len((pz_aead_alg)aead);
     ctx->seq = 0;
-    rc = labeled_expand(suite, HPKE_SUITE_LEN, secret, "key", ksc, KSC_LEN, ctx->key, ctx->key_len);
+    rc = labeled_expand(suite, HPKE_SUITE_LEN, ctx->secret, "key", ksc, KSC_LEN, ctx->key, ctx->key_len);
     if (rc == 0)
-        rc = labeled_expand(suite, HPKE_SUITE_LEN, secret, "base_nonce", ksc, KSC_LEN, ctx->base_nonce,
+        rc = labeled_expand(suite, HPKE_SUITE_LEN, ctx->secret, "base_nonce", ksc, KSC_LEN, ctx->base_nonce,
                             PZ_AEAD_NONCE_LEN);
     if (rc == 0)
-        rc = labeled_expand(suite, HPKE_SUITE_LEN, secret, "exp", ksc, KSC_LEN, ctx->exporter_secret,
-                            PZ_SHA256_LEN);
-    if (rc == 0)
         ctx->ready = 1;
-out:
-    pz_crypto_wipe(secret, sizeof(secret));
     return rc;
 }
 
@@ -277,17 +272,33 @@ int pz_hpke_open(pz_hpke_ctx *ctx, const void *aad, size_t aad_len, const uint8_
     return rc;
 }
 
+int pz_hpke_exporter_secret(const pz_hpke_ctx *ctx, uint8_t out[PZ_SHA256_LEN])
+{
+    uint8_t suite[HPKE_SUITE_LEN];
+    if (!ctx || !ctx->ready || !out)
+        return PZ_EINVAL;
+    hpke_suite(suite, ctx->aead);
+    return labeled_expand(suite, HPKE_SUITE_LEN, ctx->secret, "exp", ctx->key_schedule_context, KSC_LEN, out,
+                          PZ_SHA256_LEN);
+}
+
 int pz_hpke_export(const pz_hpke_ctx *ctx, const void *exporter_context, size_t context_len, uint8_t *out,
                    size_t l)
 {
     uint8_t suite[HPKE_SUITE_LEN];
+    uint8_t exporter_secret[PZ_SHA256_LEN];
+    int rc;
     if (!ctx || !ctx->ready || (!exporter_context && context_len) || (!out && l))
         return PZ_EINVAL;
     if (l > PZ_HKDF_SHA256_MAX)
         return PZ_ERANGE;
-    hpke_suite(suite, ctx->aead);
-    return labeled_expand(suite, HPKE_SUITE_LEN, ctx->exporter_secret, "sec", exporter_context, context_len, out,
-                          l);
+    rc = pz_hpke_exporter_secret(ctx, exporter_secret);
+    if (rc == 0) {
+        hpke_suite(suite, ctx->aead);
+        rc = labeled_expand(suite, HPKE_SUITE_LEN, exporter_secret, "sec", exporter_context, context_len, out, l);
+    }
+    pz_crypto_wipe(exporter_secret, sizeof(exporter_secret));
+    return rc;
 }
 
 void pz_hpke_ctx_clear(pz_hpke_ctx *ctx)

@@ -42,7 +42,11 @@ typedef struct pz_hpke_ctx {
     uint8_t key[PZ_AEAD_KEY_MAX];
     uint8_t base_nonce[PZ_AEAD_NONCE_LEN];
     uint64_t seq;                           /* next sequence number */
-    uint8_t exporter_secret[PZ_SHA256_LEN];
+    /* The key schedule's secret and context: the exporter secret is derived
+     * from them only when pz_hpke_export asks (sealing and opening never
+     * need it, and skipping it saves an HMAC per set-up). */
+    uint8_t secret[PZ_SHA256_LEN];
+    uint8_t key_schedule_context[1 + 2 * PZ_SHA256_LEN];
     int ready;                              /* set up and not cleared */
 } pz_hpke_ctx;
 
@@ -91,6 +95,10 @@ int pz_hpke_open(pz_hpke_ctx *ctx, const void *aad, size_t aad_len, const uint8_
  * EXPORTER_CONTEXT. L above 255 * 32 gives PZ_ERANGE. */
 int pz_hpke_export(const pz_hpke_ctx *ctx, const void *exporter_context, size_t context_len, uint8_t *out,
                    size_t l);
+
+/* The exporter_secret of the key schedule (RFC 9180 §5.1), for tests.
+ * Returns 0 or PZ_EINVAL. */
+int pz_hpke_exporter_secret(const pz_hpke_ctx *ctx, uint8_t out[PZ_SHA256_LEN]);
 
 /* Wipe CTX (safe on a cleared or zeroed context). */
 void pz_hpke_ctx_clear(pz_hpke_ctx *ctx);

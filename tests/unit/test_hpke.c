@@ -105,10 +105,14 @@ static void test_rfc9180_vectors(void **state)
         expect_member(v, "enc", enc, 32);
         expect_member(v, "key", s.key, s.key_len);
         expect_member(v, "base_nonce", s.base_nonce, 12);
-        expect_member(v, "exporter_secret", s.exporter_secret, 32);
+        uint8_t xs[32];
+        assert_int_equal(pz_hpke_exporter_secret(&s, xs), 0);
+        expect_member(v, "exporter_secret", xs, 32);
+        expect_member(v, "secret", s.secret, 32);
+        expect_member(v, "key_schedule_context", s.key_schedule_context, sizeof(s.key_schedule_context));
         assert_int_equal(pz_hpke_setup_recipient(&r, aead, enc, skr, pkr, info, info_len, auth ? pks : NULL), 0);
         assert_memory_equal(r.key, s.key, s.key_len);
-        assert_memory_equal(r.exporter_secret, s.exporter_secret, 32);
+        assert_memory_equal(r.secret, s.secret, 32);
 
         JsonArray *encs = json_object_get_array_member(v, "encryptions");
         for (guint i = 0; i < json_array_get_length(encs); i++) {
@@ -256,6 +260,7 @@ static void test_refusals(void **state)
     assert_int_equal(pz_hpke_seal(&c, NULL, 0, buf, 4, buf), PZ_EINVAL);
     assert_int_equal(pz_hpke_open(&c, NULL, 0, buf, 20, buf), PZ_EINVAL);
     assert_int_equal(pz_hpke_export(&c, NULL, 0, buf, 4), PZ_EINVAL);
+    assert_int_equal(pz_hpke_exporter_secret(&c, buf), PZ_EINVAL);
     assert_int_equal(pz_hpke_seal(NULL, NULL, 0, buf, 4, buf), PZ_EINVAL);
     assert_int_equal(pz_hpke_setup_sender(&c, PZ_HPKE_AEAD_AES_128_GCM, pkr, NULL, 0, NULL, NULL, NULL, enc), 0);
     /* Export: too long, bad arguments. */
