@@ -508,6 +508,29 @@ static int has_fn(const limiter *l, size_t offset)
     return l->cl->struct_size >= offset + sizeof(void *) && *(void *const *)((const char *)l->cl + offset);
 }
 
+int pz_dos_peer_info(pz_dos *dos, const char *node_id, uint64_t now_ns, pz_peer_info *out)
+{
+    if (!dos || !node_id || !out)
+        return PZ_EINVAL;
+    for (size_t i = 0; i < dos->n_conn; i++) {
+        limiter *l = &dos->conn[i];
+        /* has_fn checks struct_size: a table built against ABI 1.0 ends
+         * before peer_info and is never asked. */
+        if (l->shadow || !has_fn(l, offsetof(pz_connlimit_provider, peer_info)))
+            continue;
+        memset(out, 0, sizeof(*out));
+        out->struct_size = sizeof(*out);
+        if (l->cl->peer_info(l->state, node_id, now_ns, out) == 0) {
+            if (out->n_history > PZ_PEER_HISTORY_MAX)
+                out->n_history = PZ_PEER_HISTORY_MAX;
+            return 0;
+        }
+    }
+    memset(out, 0, sizeof(*out));
+    out->struct_size = sizeof(*out);
+    return PZ_ENOENT;
+}
+
 int pz_dos_ban(pz_dos *dos, const char *target, uint64_t duration_ns, uint64_t now_ns, pz_err *err)
 {
     int rc = 0, done = 0;

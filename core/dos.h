@@ -127,6 +127,13 @@ void pz_dos_behavior(pz_dos *dos, const pz_behavior_event *event);
  * statuses reports it; PZ_STATUS_UNKNOWN when none knows it. */
 pz_peer_status pz_dos_peer_status(pz_dos *dos, const char *node_id, uint64_t now_ns);
 
+/* What the first non-shadow connection limiter offering peer_info (ABI
+ * 1.1) and knowing NODE_ID reports about it, into OUT (zeroed, struct_size
+ * set, first). Limiters whose table is too short for peer_info (built
+ * against ABI 1.0) are skipped, never called. Returns 0, PZ_ENOENT when no
+ * limiter has a record (or none offers peer_info), or PZ_EINVAL. */
+int pz_dos_peer_info(pz_dos *dos, const char *node_id, uint64_t now_ns, pz_peer_info *out);
+
 /* Ban / unban TARGET (a node id, "node:<id>", an address or a CIDR) in
  * every connection limiter that keeps bans (shadow ones included).
  * DURATION_NS 0: each provider's escalating default. Returns 0 when at

@@ -202,6 +202,33 @@ static const char *status_name(pz_peer_status s)
     }
 }
 
+/* ABI 1.1: when a connection limiter offers peer_info about ID, add its
+ * score (d) and history (aa{sv}: behavior s, time_ns t, age_ms t,
+ * prev_score d, delta d; oldest first) to B as KEY_SCORE and KEY_HISTORY. */
+static void add_peer_info(GVariantBuilder *b, pz_dos *dos, const char *id, uint64_t now, const char *key_score,
+                          const char *key_history)
+{
+    pz_peer_info info;
+    if (!dos || !id || pz_dos_peer_info(dos, id, now, &info) != 0)
+        return;
+    GVariantBuilder h;
+    g_variant_builder_init(&h, G_VARIANT_TYPE("aa{sv}"));
+    for (size_t i = 0; i < info.n_history; i++) {
+        const pz_peer_history *e = &info.history[i];
+        GVariantBuilder r;
+        g_variant_builder_init(&r, G_VARIANT_TYPE_VARDICT);
+        g_variant_builder_add(&r, "{sv}", "behavior", g_variant_new_string(pz_dos_behavior_name(e->behavior)));
+        g_variant_builder_add(&r, "{sv}", "time_ns", g_variant_new_uint64(e->time_ns));
+        g_variant_builder_add(&r, "{sv}", "age_ms",
+                              g_variant_new_uint64(now > e->time_ns ? (now - e->time_ns) / 1000000u : 0));
+        g_variant_builder_add(&r, "{sv}", "prev_score", g_variant_new_double(e->prev_score));
+        g_variant_builder_add(&r, "{sv}", "delta", g_variant_new_double(e->delta));
+        g_variant_builder_add_value(&h, g_variant_builder_end(&r));
+    }
+    g_variant_builder_add(b, "{sv}", key_score, g_variant_new_double(info.score));
+    g_variant_builder_add(b, "{sv}", key_history, g_variant_builder_end(&h));
+}
+
 static void m_peers(pz_rpc_call *call, GVariant *params, void *ud)
 {
     params = dict(params);
@@ -224,6 +251,7 @@ static void m_peers(pz_rpc_call *call, GVariant *params, void *ud)
         pz_peer_status st = node->gen->dos ? pz_dos_peer_status(node->gen->dos, ci->node_id, pz_now_ns())
                                            : PZ_STATUS_UNKNOWN;
         g_variant_builder_add(&b, "{sv}", "status", g_variant_new_string(status_name(st)));
+        add_peer_info(&b, node->gen->dos, ci->node_id, pz_now_ns(), "score", "history");
         g_variant_builder_add(&b, "{sv}", "since", g_variant_new_uint64(ci->since_ns / 1000000000ull));
         g_variant_builder_add_value(&arr, g_variant_builder_end(&b));
     }
@@ -236,6 +264,7 @@ static void m_peers(pz_rpc_call *call, GVariant *params, void *ud)
         pz_peer_status st = node->gen->dos ? pz_dos_peer_status(node->gen->dos, q, pz_now_ns()) : PZ_STATUS_UNKNOWN;
         g_variant_builder_add(&b, "{sv}", "queried", g_variant_new_string(q));
         g_variant_builder_add(&b, "{sv}", "queried_status", g_variant_new_string(status_name(st)));
+        add_peer_info(&b, node->gen->dos, q, pz_now_ns(), "queried_score", "queried_history");
     }
     pz_rpc_call_return(call, dict_end(&b));
 }

@@ -33,6 +33,30 @@ typedef enum pz_conn_stage {
     PZ_STAGE_AUTHENTICATED = 2, /* admitted by identity */
 } pz_conn_stage;
 
+/* Most history records a pz_peer_info carries. */
+#define PZ_PEER_HISTORY_MAX 16
+
+/* One score adjustment of a peer (ABI 1.1). */
+typedef struct pz_peer_history {
+    pz_behavior behavior; /* the event that caused it */
+    uint64_t time_ns;     /* monotonic time of the event */
+    double prev_score;    /* score just before (after decay) */
+    double delta;         /* change actually applied (after clamping) */
+} pz_peer_history;
+
+/* What a connection limiter knows about one peer, for operators
+ * (`prozsec peer list`). Filled by peer_info (ABI 1.1). The core zeroes it
+ * and sets struct_size to the size it was built with before the call; a
+ * provider writes no field that lies beyond struct_size. */
+typedef struct pz_peer_info {
+    uint32_t struct_size;
+    double score;             /* now, 0..100 (after decay) */
+    pz_peer_status status;    /* as peer_status would answer */
+    uint64_t banned_until_ns; /* monotonic end of a ban in force; 0: not banned; UINT64_MAX: until unbanned */
+    size_t n_history;         /* records in history[], at most PZ_PEER_HISTORY_MAX */
+    pz_peer_history history[PZ_PEER_HISTORY_MAX]; /* the last n_history adjustments, oldest first */
+} pz_peer_info;
+
 typedef struct pz_connlimit_provider {
     uint32_t struct_size;
 
@@ -71,7 +95,18 @@ typedef struct pz_connlimit_provider {
     /* Optional (NULL): write persistent state now (atomically). */
     int (*flush)(void *state, pz_err *err);
 
-    /* Appended after 1.0: check struct_size. */
+    /* --- ABI 1.1 ---------------------------------------------------------
+     * Members below were appended after 1.0. A table built against 1.0
+     * headers ends before them: the core reads one only when the table's
+     * struct_size covers it, and treats it as NULL otherwise. */
+
+    /* Optional (NULL): what this limiter knows about NODE_ID at NOW, into
+     * OUT (see pz_peer_info). Returns 0, or PZ_ENOENT when it keeps no
+     * record of NODE_ID. Must not block or emit events. Same thread rule
+     * as the other functions. */
+    int (*peer_info)(void *state, const char *node_id, uint64_t now_ns, pz_peer_info *out);
+
+    /* Appended after 1.1: check struct_size. */
 } pz_connlimit_provider;
 
 #ifdef __cplusplus

@@ -29,8 +29,12 @@
 extern "C" {
 #endif
 
+/* ABI history (docs/plugin-guide.md, "ABI rules"):
+ *   1.0  first release.
+ *   1.1  connlimit.h: pz_peer_info and the optional peer_info function
+ *        appended to pz_connlimit_provider. */
 #define PZ_ABI_MAJOR 1
-#define PZ_ABI_MINOR 0
+#define PZ_ABI_MINOR 1
 
 #if defined(__GNUC__)
 #define PZ_PLUGIN_EXPORT __attribute__((visibility("default")))

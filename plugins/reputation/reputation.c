@@ -1153,6 +1153,33 @@ static int rep_peer_status(void *state, const char *node_id, uint64_t now, pz_pe
     return 0;
 }
 
+/* ABI 1.1 peer_info: score, status, ban and the last adjustments of NODE_ID
+ * (at most PZ_PEER_HISTORY_MAX, oldest first). */
+static int rep_peer_info(void *state, const char *node_id, uint64_t now, pz_peer_info *out)
+{
+    rep *r = state;
+    if (!out || out->struct_size < sizeof(*out))
+        return PZ_EINVAL;
+    rec *x = node_id ? lookup(r, 'N', node_id, NULL, now, 0) : NULL;
+    if (!x)
+        return PZ_ENOENT;
+    settle(r, x, now);
+    out->score = x->score;
+    out->status = status_of(r, x, now);
+    out->banned_until_ns = banned_at(x, now) ? x->ban_until : 0;
+    out->n_history = 0;
+    uint32_t first = x->hist_len > PZ_PEER_HISTORY_MAX ? x->hist_len - PZ_PEER_HISTORY_MAX : 0;
+    for (uint32_t k = first; k < x->hist_len; k++) {
+        const pz_rep_event *h = &x->hist[(x->hist_start + k) % r->history_size];
+        pz_peer_history *o = &out->history[out->n_history++];
+        o->behavior = h->behavior;
+        o->time_ns = h->time_ns;
+        o->prev_score = h->prev_score;
+        o->delta = h->applied;
+    }
+    return 0;
+}
+
 /* Parse a ban target: "node:<id>", an address or CIDR, or a node id. */
 static int target_parse(const char *target, char *id, pz_cidr *p, char *kind)
 {
@@ -1267,6 +1294,7 @@ static const pz_connlimit_provider provider = {
     .ban = rep_ban,
     .unban = rep_unban,
     .flush = rep_flush,
+    .peer_info = rep_peer_info,
 };
 
 static const pz_conf_key schema[] = {

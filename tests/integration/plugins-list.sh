@@ -27,12 +27,12 @@ rc=$?
 has "$TMP/out" '^NAME +KIND +VERSION +ABI +FILE$' "header line"
 for good in "test-auth auth" "test-ratelimit ratelimit" "test-connlimit connlimit" "test-transport transport"; do
     set -- $good
-    has "$TMP/out" "^$1 +$2 +1\\.0\\.0 +1\\.0 +$FIX/$1\\.so\$" "$1 listed as $2"
+    has "$TMP/out" "^$1 +$2 +1\\.0\\.0 +1\\.1 +$FIX/$1\\.so\$" "$1 listed as $2"
 done
 R="^REFUSED $FIX"
 has "$TMP/out" "$R/bad-noentry\\.so: no entry symbol pz_plugin_entry_v1" "bad-noentry refused"
-has "$TMP/out" "$R/bad-abi-major\\.so: built for ABI 2\\.x, this core is 1\\.0\$" "bad-abi-major refused"
-has "$TMP/out" "$R/bad-abi-minor\\.so: built for ABI 1\\.1, newer than this core's 1\\.0" "bad-abi-minor refused"
+has "$TMP/out" "$R/bad-abi-major\\.so: built for ABI 2\\.x, this core is 1\\.1\$" "bad-abi-major refused"
+has "$TMP/out" "$R/bad-abi-minor\\.so: built for ABI 1\\.2, newer than this core's 1\\.1" "bad-abi-minor refused"
 has "$TMP/out" "$R/bad-short-size\\.so: malformed descriptor: struct_size 8 is smaller" "bad-short-size refused"
 has "$TMP/out" "$R/bad-null-fn\\.so: malformed descriptor: mandatory function ratelimit\\.allow is NULL\$" \
     "bad-null-fn refused"

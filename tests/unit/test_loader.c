@@ -168,8 +168,8 @@ typedef struct refusal_case {
 
 static const refusal_case refusals[] = {
     {"bad-noentry", PZ_REFUSE_NO_ENTRY, PZ_EABI, "no entry symbol pz_plugin_entry_v1"},
-    {"bad-abi-major", PZ_REFUSE_ABI_MAJOR, PZ_EABI, "built for ABI 2.x, this core is 1.0"},
-    {"bad-abi-minor", PZ_REFUSE_ABI_MINOR, PZ_EABI, "built for ABI 1.1, newer than this core's 1.0"},
+    {"bad-abi-major", PZ_REFUSE_ABI_MAJOR, PZ_EABI, "built for ABI 2.x, this core is 1.1"},
+    {"bad-abi-minor", PZ_REFUSE_ABI_MINOR, PZ_EABI, "built for ABI 1.2, newer than this core's 1.1"},
     {"bad-short-size", PZ_REFUSE_MALFORMED, PZ_EABI,
      "malformed descriptor: struct_size 8 is smaller than the ABI 1.0 descriptor"},
     {"bad-null-fn", PZ_REFUSE_MALFORMED, PZ_EABI,
