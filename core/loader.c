@@ -385,6 +385,12 @@ out:
     return rc;
 }
 
+int pz__loader_check_desc(const char *path, const pz_plugin_descriptor *desc, pz_load_refusal *why, pz_err *err)
+{
+    pz_load_refusal dummy;
+    return check_desc(path ? path : "(descriptor)", desc, why ? why : &dummy, err);
+}
+
 /* Open ABS (lock held). With dlfcn, first a dlopen with RTLD_NOW: libltdl
  * binds lazily, so a plugin calling a function nobody defines would load
  * and then kill the process at the first call; RTLD_NOW refuses it here,

@@ -90,4 +90,13 @@ const void *pz_provider_table(const pz_provider *provider);
 void *pz_provider_state(const pz_provider *provider);
 const pz_core *pz_provider_core(const pz_provider *provider);
 
+/* Internal (tests/fuzz/fuzz_descriptor.c): the descriptor checks
+ * pz_loader_load_file applies after the entry call, on DESC (may be NULL)
+ * with PATH (NULL = "(descriptor)") in messages. Reads DESC's name only up
+ * to PZ_PLUGIN_NAME_MAX + 1 bytes (and at most 41 for the message), the
+ * provider table only up to its kind's ABI 1.0 size, calls nothing.
+ * Returns 0 with *WHY (may be NULL) = PZ_REFUSE_NONE, or PZ_EABI with *WHY
+ * = PZ_REFUSE_ABI_MAJOR/_ABI_MINOR/_MALFORMED and ERR set. */
+int pz__loader_check_desc(const char *path, const pz_plugin_descriptor *desc, pz_load_refusal *why, pz_err *err);
+
 #endif /* PZ_CORE_LOADER_H */
