@@ -322,6 +322,15 @@ static void test_behavior_bus(void **state)
     pz_dos_behavior(f.dos, &e); /* 30 - 15 */
     assert_int_equal(pz_dos_peer_status(f.dos, "n", S), PZ_STATUS_PROBATION);
     assert_int_equal(pz_dos_events(f.dos, 0), 2);
+    /* peer_info comes from the first non-shadow limiter that has it. */
+    pz_peer_info info;
+    assert_int_equal(pz_dos_peer_info(f.dos, "n", S, &info), 0);
+    assert_true(info.score == 15);
+    assert_int_equal(info.status, PZ_STATUS_PROBATION);
+    assert_int_equal(info.n_history, 2);
+    assert_int_equal(info.history[1].behavior, PZ_BEHAVIOR_REPLAY);
+    assert_int_equal(pz_dos_peer_info(f.dos, "stranger", S, &info), PZ_ENOENT);
+    assert_int_equal(pz_dos_peer_info(f.dos, NULL, S, &info), PZ_EINVAL);
     assert_int_equal(pz_dos_events_dropped(f.dos), 0);
     pz_dos_behavior(f.dos, NULL);
     assert_string_equal(pz_dos_behavior_name(PZ_BEHAVIOR_REPLAY), "replay");

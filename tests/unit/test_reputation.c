@@ -425,6 +425,37 @@ static void test_address_events_and_prefix_bans(void **state)
     fx_free(&f);
 }
 
+/* ABI 1.1 peer_info: what `prozsec peer list` shows. */
+static void test_peer_info(void **state)
+{
+    (void)state;
+    fx f;
+    fx_new(&f, "decay_half_life: 0\nhistory_size: 20\nadjustments: {replay: -45, timeout: -1}\n");
+    pz_peer_info info;
+    memset(&info, 0, sizeof(info));
+    info.struct_size = sizeof(info);
+    assert_true(rp()->struct_size >= offsetof(pz_connlimit_provider, peer_info) + sizeof(void *));
+    assert_int_equal(rp()->peer_info(f.st, "nobody", S, &info), PZ_ENOENT);
+    assert_int_equal(rp()->peer_info(f.st, NULL, S, &info), PZ_ENOENT);
+    for (int i = 0; i < 18; i++)
+        ev(&f, PZ_BEHAVIOR_TIMEOUT, "n", NULL, S + (uint64_t)i);
+    ev(&f, PZ_BEHAVIOR_REPLAY, "n", NULL, 2 * S); /* 32 - 45: banned */
+    assert_int_equal(rp()->peer_info(f.st, "n", 2 * S, &info), 0);
+    assert_true(info.score == 0);
+    assert_int_equal(info.status, PZ_STATUS_BLOCKED);
+    assert_true(info.banned_until_ns == 2 * S + 10 * MINUTE);
+    /* 19 records kept, the last 16 shown, oldest first. */
+    assert_int_equal(info.n_history, PZ_PEER_HISTORY_MAX);
+    assert_int_equal(info.history[0].behavior, PZ_BEHAVIOR_TIMEOUT);
+    assert_true(info.history[0].time_ns == S + 3);
+    assert_true(info.history[15].behavior == PZ_BEHAVIOR_REPLAY && info.history[15].prev_score == 32 &&
+                info.history[15].delta == -32);
+    /* A caller built with a smaller struct is refused, not overrun. */
+    info.struct_size = 8;
+    assert_int_equal(rp()->peer_info(f.st, "n", 2 * S, &info), PZ_EINVAL);
+    fx_free(&f);
+}
+
 static void test_records_bounded(void **state)
 {
     (void)state;
@@ -748,6 +779,7 @@ int main(void)
         cmocka_unit_test(test_auto_ban_escalates),
         cmocka_unit_test(test_manual_ban_unban),
         cmocka_unit_test(test_address_events_and_prefix_bans),
+        cmocka_unit_test(test_peer_info),
         cmocka_unit_test(test_records_bounded),
         cmocka_unit_test(test_persist_across_restart),
         cmocka_unit_test(test_torn_files_never_load),
