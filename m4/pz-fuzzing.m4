@@ -15,6 +15,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *d, size_t n) { (void)d; (void)n; retur
 ]])], [],
       [AC_MSG_ERROR([cannot link a libFuzzer target: configure with CC=clang and apt-get install clang libclang-rt-14-dev])])
     CFLAGS=$pz_save_CFLAGS; LDFLAGS=$pz_save_LDFLAGS
+    dnl Instrument the whole tree (libpzcore, plugins), not only the targets,
+    dnl so coverage guidance reaches the parsers under test.
+    PZ_SAN_CFLAGS="$PZ_SAN_CFLAGS -fsanitize=fuzzer-no-link,address,undefined -fno-omit-frame-pointer -g"
+    PZ_SAN_LDFLAGS="$PZ_SAN_LDFLAGS -fsanitize=address,undefined"
   ])
   AC_SUBST([PZ_FUZZ_CFLAGS])
   AM_CONDITIONAL([FUZZING], [test "x$enable_fuzzing" = xyes])
