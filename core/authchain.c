@@ -762,6 +762,23 @@ int pz_authchain_authenticate(pz_authchain *chain, const pz_auth_credentials *cr
         }
     }
 
+    if (!refusal && chain->ids && (id.has_sign_pub || id.has_e2e_pub)) {
+        /* Remember the keys this peer proved (its certificate's, for
+         * cert-auth), so other modules can find them by node id. */
+        pz_identity_rec rec;
+        memset(&rec, 0, sizeof(rec));
+        g_strlcpy(rec.node_id, id.node_id, sizeof(rec.node_id));
+        g_strlcpy(rec.node_type, id.node_type, sizeof(rec.node_type));
+        for (size_t i = 0; i < id.n_roles; i++)
+            (void)pz_identity_rec_add_role(&rec, id.roles[i]);
+        memcpy(rec.sign_pub, id.sign_pub, 32);
+        rec.has_sign_pub = id.has_sign_pub;
+        memcpy(rec.e2e_pub, id.e2e_pub, 32);
+        rec.has_e2e_pub = id.has_e2e_pub;
+        g_strlcpy(rec.source, id_by->name, sizeof(rec.source));
+        (void)pz_identities_put(chain->ids, &rec, NULL);
+    }
+
     if (refusal) {
         fill_refusal(out, refusal);
         report_refusal(chain, cred, now_ns, out);

@@ -130,7 +130,10 @@ int pz_authchain_new_from_conf(pz_loader *loader, const pz_conf *auth, pz_authch
  * NULL): node type and keys the providers did not give are filled from the
  * peer directory, roles are merged (up to PZ_AUTH_MAX_ROLES); a provider's
  * node type or key that contradicts the directory refuses the peer
- * (PZ_AUTH_OUT_DIRECTORY). */
+ * (PZ_AUTH_OUT_DIRECTORY). An allowed identity that carries public keys
+ * (cert-auth's, from the certificate) is recorded in IDS as learnt
+ * (pz_identities_put, source = the vouching provider), so other modules
+ * find a peer's keys by node id. */
 void pz_authchain_set_identities(pz_authchain *chain, pz_identities *ids);
 
 /* Number of providers in CHAIN. */

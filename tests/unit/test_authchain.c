@@ -533,6 +533,7 @@ static void test_directory_completion(void **state)
     pz_authchain *chain = NULL;
     fake f;
     pz_authchain_result res;
+    pz_identity_rec rec;
     fake_init(&f, F_ALLOW);
     f.role = "rpc";
     assert_int_equal(pz_authchain_new(&chain, NULL), 0);
@@ -558,6 +559,21 @@ static void test_directory_completion(void **state)
     assert_non_null(view.sign_pub);
     assert_null(view.e2e_pub);
     assert_string_equal(view.source, "cert");
+
+    /* Keys a provider vouched for are learnt, for a node the directory
+     * does not list. */
+    fake_init(&f, F_ALLOW);
+    g_strlcpy(f.node_id, "peer-77", sizeof(f.node_id));
+    f.has_sign_pub = 1;
+    memset(f.sign_pub, 7, 32);
+    assert_int_equal(pz_identities_lookup(ids, "peer-77", &rec), PZ_ENOENT);
+    assert_int_equal(pz_authchain_authenticate(chain, &c, 0, &res), 0);
+    assert_true(res.allowed);
+    assert_int_equal(pz_identities_lookup(ids, "peer-77", &rec), 0);
+    assert_int_equal(rec.sign_pub[0], 7);
+    assert_string_equal(rec.source, "cert");
+    fake_init(&f, F_ALLOW);
+    f.role = "rpc";
 
     /* A provider contradicting the directory refuses the peer. */
     g_strlcpy(f.node_type, "light", sizeof(f.node_type));
