@@ -13,6 +13,11 @@ TMP=$(mktemp -d "${TMPDIR:-/tmp}/pz-plugins-list.XXXXXX")
 trap 'chmod -R u+w "$TMP" 2>/dev/null; rm -rf "$TMP"' EXIT INT TERM
 
 [ -x "$PROZSEC" ] || { echo "ERROR: $PROZSEC is not built"; exit 99; }
+# The core's ABI version, for the messages that name it.
+HDR="${top_srcdir:-$top_builddir}/include/prozsec/plugin.h"
+MAJ=$(sed -n 's/^#define PZ_ABI_MAJOR \([0-9]*\)$/\1/p' "$HDR")
+MIN=$(sed -n 's/^#define PZ_ABI_MINOR \([0-9]*\)$/\1/p' "$HDR")
+[ -n "$MAJ" ] && [ -n "$MIN" ] || { echo "ERROR: no PZ_ABI_MAJOR/MINOR in $HDR"; exit 99; }
 
 fails=0
 fail() { echo "FAIL: $*"; fails=$((fails + 1)); }
@@ -27,12 +32,14 @@ rc=$?
 has "$TMP/out" '^NAME +KIND +VERSION +ABI +FILE$' "header line"
 for good in "test-auth auth" "test-ratelimit ratelimit" "test-connlimit connlimit" "test-transport transport"; do
     set -- $good
-    has "$TMP/out" "^$1 +$2 +1\\.0\\.0 +1\\.1 +$FIX/$1\\.so\$" "$1 listed as $2"
+    has "$TMP/out" "^$1 +$2 +1\\.0\\.0 +$MAJ\\.$MIN +$FIX/$1\\.so\$" "$1 listed as $2"
 done
 R="^REFUSED $FIX"
 has "$TMP/out" "$R/bad-noentry\\.so: no entry symbol pz_plugin_entry_v1" "bad-noentry refused"
-has "$TMP/out" "$R/bad-abi-major\\.so: built for ABI 2\\.x, this core is 1\\.1\$" "bad-abi-major refused"
-has "$TMP/out" "$R/bad-abi-minor\\.so: built for ABI 1\\.2, newer than this core's 1\\.1" "bad-abi-minor refused"
+has "$TMP/out" "$R/bad-abi-major\\.so: built for ABI $((MAJ + 1))\\.x, this core is $MAJ\\.$MIN\$" \
+    "bad-abi-major refused"
+has "$TMP/out" "$R/bad-abi-minor\\.so: built for ABI $MAJ\\.$((MIN + 1)), newer than this core's $MAJ\\.$MIN" \
+    "bad-abi-minor refused"
 has "$TMP/out" "$R/bad-short-size\\.so: malformed descriptor: struct_size 8 is smaller" "bad-short-size refused"
 has "$TMP/out" "$R/bad-null-fn\\.so: malformed descriptor: mandatory function ratelimit\\.allow is NULL\$" \
     "bad-null-fn refused"
