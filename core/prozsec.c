@@ -45,7 +45,7 @@ int pz_cmd_parse(const char *name, const char *params, const char *summary, cons
         {"version", 'V', 0, G_OPTION_ARG_NONE, &opt_version, "Print the version and exit", NULL},
         {NULL, 0, 0, 0, NULL, NULL, NULL},
     };
-    g_autofree char *title = g_strdup_printf("%s%s%s", name, params ? " " : "", params ? params : "");
+    g_autofree char *title = g_strdup(params ? params : "");
     GOptionContext *ctx = g_option_context_new(title);
     g_autofree char *prog = g_strdup_printf("prozsec %s", name);
     g_set_prgname(prog);
