@@ -247,9 +247,12 @@ static void test_ed25519_sign(void **state)
     assert_int_equal(pz_verify(NULL, &msg, 1, sig, 64), PZ_EINVAL);
     assert_int_equal(pz_sign(NULL, &msg, 1, sig), PZ_EINVAL);
     assert_int_equal(pz_sign(sk, NULL, 1, sig), PZ_EINVAL);
+    pz_sign_key_free(sk);
+    pz_verify_key_free(vk);
     assert_int_equal(pz_sign_key_new(NULL, &sk), PZ_EINVAL);
     assert_null(sk);
     assert_int_equal(pz_verify_key_new(NULL, &vk), PZ_EINVAL);
+    assert_null(vk);
     pz_verify_key_free(vk); /* NULL: no-op */
     pz_sign_key_free(NULL);
 
