@@ -824,8 +824,31 @@ fail:
     return rc;
 }
 
+/* Rotate E2E receiving keys on schedule and destroy retired ones past
+ * their grace period; pz_e2e_rotate does nothing until a key is due. */
+static gboolean rotate_tick(gpointer ud)
+{
+    pz_node *node = ud;
+    int created = 0;
+    GError *ge = NULL;
+    if (pz_e2e_rotate(node->e2e, pz_realtime_ns(), &created, &ge) < 0) {
+        pz_log(LOG_SRC, PZ_LOG_WARNING, "E2E key rotation: %s", ge ? ge->message : "failed");
+        g_clear_error(&ge);
+    } else if (created) {
+        pz_log(LOG_SRC, PZ_LOG_NOTICE, "new E2E receiving key (signed record served by keys.get)");
+    }
+    return G_SOURCE_CONTINUE;
+}
+
 int pz_node_start(pz_node *node, pz_err *err)
 {
+    if (node->e2e && !node->rotate_timer) {
+        rotate_tick(node);
+        GSource *t = g_timeout_source_new_seconds(60);
+        g_source_set_callback(t, rotate_tick, node, NULL);
+        node->rotate_timer = g_source_attach(t, node->ctx);
+        g_source_unref(t);
+    }
     for (guint i = 0; i < node->transports->len; i++) {
         node_transport *nt = node->transports->pdata[i];
         if (!nt->listen)
@@ -994,6 +1017,11 @@ void pz_node_free(pz_node *node)
     while (node->pending)
         hs_fail(node->pending->data, PZ_ECLOSED, "shutting down");
     pz_metrics_http_stop(node->metrics);
+    if (node->rotate_timer) {
+        GSource *t = g_main_context_find_source_by_id(node->ctx, node->rotate_timer);
+        if (t)
+            g_source_destroy(t);
+    }
     g_ptr_array_free(node->listeners, TRUE);
     pz_rpc_client_free(node->client);
     pz_rpc_server_free(node->server);

@@ -155,6 +155,7 @@ struct pz_node {
     pz_e2e *e2e;
     pz_core *core;
     struct pz_metrics_http *metrics;
+    guint rotate_timer; /* E2E receiving-key rotation (server mode) */
     uint64_t refused_pre;
     uint64_t relayed;
     void (*quit_cb)(void *ud);
