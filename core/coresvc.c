@@ -145,6 +145,8 @@ void pz_core_set_hooks(const pz_core_hooks *h)
 /* ------------------------------------------------------------------------ */
 /* Logging */
 
+static void log_v(const char *source, pz_log_level level, const char *fmt, va_list ap) G_GNUC_PRINTF(3, 0);
+
 static void log_v(const char *source, pz_log_level level, const char *fmt, va_list ap)
 {
     char *msg = NULL;
@@ -198,6 +200,7 @@ void pz_emit_behavior(const char *source, const pz_behavior_event *event)
 /* ------------------------------------------------------------------------ */
 /* The table's functions */
 
+static void core_log(const pz_core *core, pz_log_level level, const char *fmt, ...) G_GNUC_PRINTF(3, 4);
 static void core_log(const pz_core *core, pz_log_level level, const char *fmt, ...)
 {
     va_list ap;
@@ -206,6 +209,7 @@ static void core_log(const pz_core *core, pz_log_level level, const char *fmt, .
     va_end(ap);
 }
 
+static int core_error(const pz_core *core, pz_err *err, int code, const char *fmt, ...) G_GNUC_PRINTF(4, 5);
 static int core_error(const pz_core *core, pz_err *err, int code, const char *fmt, ...)
 {
     (void)core;

@@ -27,6 +27,10 @@ AC_DEFUN([PZ_CHECK_DEPS], [
   AC_CHECK_LIB([dl], [dlopen], [DL_LIBS=-ldl], [DL_LIBS=])
   AC_SUBST([DL_LIBS])
 
+  dnl floor() and friends: gcc inlines them, clang calls libm.
+  AC_CHECK_LIB([m], [floor], [LIBM=-lm], [LIBM=])
+  AC_SUBST([LIBM])
+
   dnl Optional: the Prometheus metrics endpoint (metrics.listen).
   PKG_CHECK_MODULES([MHD], [libmicrohttpd >= 0.9.60],
     [AC_DEFINE([HAVE_MICROHTTPD], [1], [libmicrohttpd for the metrics endpoint]) have_mhd=yes],
