@@ -13,6 +13,7 @@
 #include "authchain.h"
 #include "conf.h"
 #include "coresvc.h"
+#include "credframe.h"
 #include "err.h"
 
 #define LOG_SOURCE "auth"
@@ -636,8 +637,33 @@ static void fail_from_answer(failure *f, const entry *e, answer a, const pz_auth
     }
 }
 
+/* 1 when entry E handles METHOD (one of its supported_methods). */
+static int handles(const entry *e, const char *method)
+{
+    const char *const *m = e->table->supported_methods(e->state);
+    for (size_t i = 0; m && m[i] && i < 64; i++)
+        if (!strcmp(m[i], method))
+            return 1;
+    return 0;
+}
+
+/* The token of FRAME meant for entry E: the first whose method E handles. */
+static const pz_credframe_entry *token_for(const entry *e, const pz_credframe *frame)
+{
+    for (size_t i = 0; frame && i < frame->n; i++)
+        if (handles(e, frame->e[i].method))
+            return &frame->e[i];
+    return NULL;
+}
+
 int pz_authchain_authenticate(pz_authchain *chain, const pz_auth_credentials *cred, uint64_t now_ns,
                               pz_authchain_result *out)
+{
+    return pz_authchain_authenticate_frame(chain, cred, NULL, now_ns, out);
+}
+
+int pz_authchain_authenticate_frame(pz_authchain *chain, const pz_auth_credentials *cred, const pz_credframe *frame,
+                                    uint64_t now_ns, pz_authchain_result *out)
 {
     failure fail = {0};     /* first failure of a required/requisite provider */
     failure ignored = {0};  /* first deny/error of a sufficient provider */
@@ -662,7 +688,15 @@ int pz_authchain_authenticate(pz_authchain *chain, const pz_auth_credentials *cr
         memset(&r, 0, sizeof(r));
         r.struct_size = sizeof(r);
         pz_err_init(&perr);
-        int rc = e->table->authenticate_peer(e->state, cred, &r, &perr);
+        /* Each provider sees the token meant for its method, if the peer
+         * sent one; a token the transport itself supplied stays. */
+        pz_auth_credentials pc = *cred;
+        const pz_credframe_entry *tok = token_for(e, frame);
+        if (tok) {
+            pc.token = tok->data;
+            pc.token_len = tok->len;
+        }
+        int rc = e->table->authenticate_peer(e->state, &pc, &r, &perr);
         if (rc > 0)
             rc = PZ_EINTERNAL;
         answer a = sanitize(&r, rc, why, sizeof(why));
@@ -813,4 +847,66 @@ void pz_auth_result_identity(const pz_auth_result *r, const char *source,
     out->sign_pub = r->has_sign_pub ? r->sign_pub : NULL;
     out->e2e_pub = r->has_e2e_pub ? r->e2e_pub : NULL;
     out->source = source ? source : "";
+}
+
+/* ------------------------------------------------------------------------ */
+/* What this node presents: the credentials frame. */
+
+/* Methods whose credentials the transport handshake itself carries and
+ * proves (the certificate and possession of its key): sending them again
+ * in the frame would prove nothing. */
+static int handshake_method(const char *m)
+{
+    return !strcmp(m, "certificate") || !strcmp(m, "key-pin");
+}
+
+int pz_authchain_credentials_frame(pz_authchain *chain, const uint8_t *cb, size_t cb_len, uint8_t *buf, size_t cap,
+                                   size_t *len, size_t *n_tokens)
+{
+    int rc = 0;
+    pz_credframe f;
+    size_t payload = PZ_CREDFRAME_MIN;
+    uint8_t store[PZ_CREDFRAME_MAX_ENTRIES][PZ_CREDFRAME_TOKEN_MAX];
+
+    memset(&f, 0, sizeof(f));
+    if (n_tokens)
+        *n_tokens = 0;
+    if (!chain || !len)
+        return PZ_EINVAL;
+    for (guint i = 0; i < chain->entries->len && f.n < PZ_CREDFRAME_MAX_ENTRIES; i++) {
+        const entry *e = g_ptr_array_index(chain->entries, i);
+        const char *const *m = e->table->supported_methods(e->state);
+        const char *method = NULL;
+        for (size_t k = 0; m && m[k] && k < 64 && !method; k++)
+            if (!handshake_method(m[k]) && pz_credframe_method_valid(m[k]) && !pz_credframe_find(&f, m[k]))
+                method = m[k];
+        if (!method)
+            continue;
+        size_t l = PZ_CREDFRAME_TOKEN_MAX;
+        pz_err perr;
+        pz_err_init(&perr);
+        int grc = e->table->generate_credentials(e->state, cb, cb_len, store[f.n], &l, &perr);
+        if (grc == 0 && l > 0 && l <= PZ_CREDFRAME_TOKEN_MAX &&
+            payload + 1 + strlen(method) + 2 + l <= PZ_CREDFRAME_MAX) {
+            pz_credframe_entry *t = &f.e[f.n++];
+            g_strlcpy(t->method, method, sizeof(t->method));
+            t->data = store[f.n - 1];
+            t->len = l;
+            payload += 1 + strlen(method) + 2 + l;
+        } else if (grc == 0 || grc == PZ_ERANGE) {
+            pz_log(LOG_SOURCE, PZ_LOG_WARNING,
+                   "%s: its %s credentials do not fit in the credentials frame (%d bytes at most); not sent",
+                   e->name, method, PZ_CREDFRAME_TOKEN_MAX);
+        } else if (grc != PZ_ENOTSUP) {
+            /* e.g. psk-token on a transport without channel binding. */
+            pz_log(LOG_SOURCE, PZ_LOG_DEBUG, "%s presents no %s token on this connection: %s", e->name, method,
+                   perr.msg ? perr.msg : pz_strerror(grc));
+        }
+        pz_err_clear(&perr);
+    }
+    rc = pz_credframe_encode(&f, buf, cap, len);
+    if (rc == 0 && n_tokens)
+        *n_tokens = f.n;
+    explicit_bzero(store, sizeof(store));
+    return rc;
 }

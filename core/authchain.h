@@ -41,6 +41,7 @@
 #include <prozsec/auth.h>
 #include <prozsec/plugin.h>
 
+#include "credframe.h"
 #include "identity.h"
 #include "loader.h"
 
@@ -145,6 +146,31 @@ size_t pz_authchain_len(const pz_authchain *chain);
  * Thread-safe. */
 int pz_authchain_authenticate(pz_authchain *chain, const pz_auth_credentials *cred, uint64_t now_ns,
                               pz_authchain_result *out);
+
+/* As pz_authchain_authenticate, with the tokens of the peer's credentials
+ * frame FRAME (borrowed; may be NULL: then exactly
+ * pz_authchain_authenticate): each provider sees as cred->token the first
+ * token of FRAME whose method is one of its supported_methods, or, when
+ * none is, the token the transport put in CRED (usually none). So a token
+ * reaches only the providers that handle its method. Thread-safe. */
+int pz_authchain_authenticate_frame(pz_authchain *chain, const pz_auth_credentials *cred, const pz_credframe *frame,
+                                    uint64_t now_ns, pz_authchain_result *out);
+
+/* Build the credentials frame this node sends after a transport handshake
+ * it initiated (docs/internals/credentials-frame.md): for each provider of
+ * CHAIN in order, its first supported method that is not carried by the
+ * handshake itself ("certificate", "key-pin") nor already in the frame,
+ * with the token generate_credentials makes for the channel binding CB
+ * (CB_LEN bytes; NULL when the transport has none). A provider that
+ * presents nothing (PZ_ENOTSUP) or cannot for this connection (no binding,
+ * no key) is left out: the accepting side decides. Writes the whole frame,
+ * length prefix included, into BUF (CAP >= PZ_CREDFRAME_HDR +
+ * PZ_CREDFRAME_MAX always suffices), *LEN its size, *N_TOKENS (may be NULL)
+ * the number of tokens. Returns 0, PZ_EINVAL (NULL CHAIN or LEN) or
+ * PZ_ERANGE (CAP too small). Tokens are wiped from scratch memory. One
+ * thread at a time (auth.h: generate_credentials is not thread-safe). */
+int pz_authchain_credentials_frame(pz_authchain *chain, const uint8_t *cb, size_t cb_len, uint8_t *buf, size_t cap,
+                                   size_t *len, size_t *n_tokens);
 
 /* How many refusals CHAIN counted for PROVIDER (an instance name or
  * "chain") with REASON: "deny:<code>", "error", "abstain", "no-decision",

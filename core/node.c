@@ -223,6 +223,11 @@ static void hs_free(hs_conn *c)
         g_source_destroy(c->timer);
         g_source_unref(c->timer);
     }
+    if (c->frame) {
+        explicit_bzero(c->frame, PZ_CREDFRAME_HDR + PZ_CREDFRAME_MAX);
+        g_free(c->frame);
+    }
+    g_free(c->res);
     g_free(c->expect);
     g_free(c);
 }
@@ -275,39 +280,177 @@ static void conn_info_free(gpointer p)
         g_free(ci->certs[i]);
     g_free(ci->certs);
     g_free(ci->cert_lens);
+    if (ci->tokens)
+        g_bytes_unref(ci->tokens);
     g_free(ci);
 }
 
-/* Authentication done: identity from the chain, completed for keys. */
-static void hs_authenticated(hs_conn *c)
+/* The transport's view of the peer, completed by the core: channel binding
+ * when the transport did not fill it in, the address, the expected node id
+ * outbound. BINDING (32 bytes) backs cred->channel_binding when the core
+ * exported it. Returns 0, or fails C (freed) and returns -1. */
+static int hs_credentials(hs_conn *c, pz_auth_credentials *cred, uint8_t binding[32])
 {
-    pz_node *node = c->node;
-    pz_auth_credentials cred;
-    memset(&cred, 0, sizeof(cred));
-    cred.struct_size = sizeof(cred);
-    int rc = c->nt->t->peer_credentials(c->tconn, &cred);
+    memset(cred, 0, sizeof(*cred));
+    cred->struct_size = sizeof(*cred);
+    int rc = c->nt->t->peer_credentials(c->tconn, cred);
     if (rc < 0) {
         hs_fail(c, rc, "no peer credentials");
-        return;
+        return -1;
     }
-    uint8_t binding[32];
-    int have_binding = 0;
-    if (!cred.channel_binding) {
+    /* A transport built against an older auth.h fills less: the rest
+     * stays zero (no flags: its chains count as validated, as they were). */
+    cred->struct_size = sizeof(*cred);
+    if (!cred->channel_binding) {
         pz_err e;
         pz_err_init(&e);
-        if (c->nt->t->channel_binding(c->tconn, PZ_CHANNEL_BINDING_LABEL, binding, sizeof(binding), &e) == 0) {
-            cred.channel_binding = binding;
-            cred.channel_binding_len = sizeof(binding);
-            have_binding = 1;
+        if (c->nt->t->channel_binding(c->tconn, PZ_CHANNEL_BINDING_LABEL, binding, 32, &e) == 0) {
+            cred->channel_binding = binding;
+            cred->channel_binding_len = 32;
         }
         pz_err_clear(&e);
     }
-    (void)have_binding;
-    cred.expected_node_id = c->outbound ? c->expect : NULL;
-    if (!cred.addr)
-        cred.addr = &c->addr;
+    cred->expected_node_id = c->outbound ? c->expect : NULL;
+    if (!cred->addr)
+        cred->addr = &c->addr;
+    return 0;
+}
+
+/* The ABI view of the identity RES allowed, completed with keys: a local
+ * admin client over the unix socket signs as this node; otherwise the
+ * identity manager may know the peer's signing key. RES, ROLES and SOURCE
+ * back IDENT and must outlive it. */
+static void hs_identity(hs_conn *c, pz_authchain_result *res, const char *roles[PZ_AUTH_MAX_ROLES],
+                        char *source, size_t source_len, pz_identity *ident)
+{
+    pz_node *node = c->node;
+    g_snprintf(source, source_len, "%s:%s", c->nt->is_unix ? "unix" : c->nt->name, res->provider);
+    pz_auth_result_identity(&res->id, source, roles, ident);
+    /* A local admin client over the unix socket acts as this node itself:
+     * the kernel vouches for its uid, and it signs with this node's key. */
+    if (c->nt->is_unix && !ident->sign_pub && strcmp(ident->node_id, node->node_id) == 0)
+        ident->sign_pub = node->sign_pub;
+    if (!ident->sign_pub) {
+        pz_identity_rec rec;
+        if (pz_identities_lookup(c->gen->ids, ident->node_id, &rec) == 0 && rec.has_sign_pub) {
+            memcpy(res->id.sign_pub, rec.sign_pub, 32);
+            res->id.has_sign_pub = 1;
+            ident->sign_pub = res->id.sign_pub;
+        }
+    }
+}
+
+/* Refuse a connection whose credentials frame is malformed: a behaviour
+ * event, like any malformed frame. */
+static void hs_malformed(hs_conn *c, const char *why)
+{
+    char detail[300];
+    g_snprintf(detail, sizeof(detail), "credentials frame: %s", why);
+    emit(c->node, PZ_BEHAVIOR_MALFORMED_FRAME, &c->addr, NULL, detail);
+    g_snprintf(detail, sizeof(detail), "malformed credentials frame: %s", why);
+    hs_fail(c, PZ_EPROTO, detail);
+}
+
+static void hs_watch(hs_conn *c);
+
+/* Outbound, frame sent: hand the connection to the RPC client. */
+static void hs_outbound_done(hs_conn *c)
+{
+    pz_node *node = c->node;
+    const char *roles[PZ_AUTH_MAX_ROLES];
+    char source[96], a[80];
+    pz_identity ident;
+    GError *ge = NULL;
+
+    hs_identity(c, c->res, roles, source, sizeof(source), &ident);
+    pz__addr_format(&c->addr, a, sizeof(a));
+    void *tconn = c->tconn;
+    c->tconn = NULL;
+    pz_log(LOG_SRC, PZ_LOG_INFO, "connected to %s at %s (auth %s)", ident.node_id, a, c->res->provider);
+    if (pz_rpc_client_add_connection(node->client, c->expect, c->nt->t, tconn, &ident, &ge) < 0) {
+        pz_log(LOG_SRC, PZ_LOG_WARNING, "connection to %s: %s", c->expect, ge ? ge->message : "refused");
+        g_clear_error(&ge);
+    }
+    gen_unref(c->gen);
+    c->gen = NULL;
+    node->pending = g_list_remove(node->pending, c);
+    hs_free(c);
+}
+
+/* Outbound: send the rest of our credentials frame. */
+static void hs_frame_write(hs_conn *c)
+{
+    pz_err err;
+    pz_err_init(&err);
+    while (c->frame_done < c->frame_len) {
+        size_t n = 0;
+        int rc = c->nt->t->write(c->tconn, c->frame + c->frame_done, c->frame_len - c->frame_done, &n, &err);
+        if (rc == PZ_EAGAIN) {
+            hs_watch(c);
+            goto out;
+        }
+        if (rc < 0 || n == 0) {
+            char why[300];
+            g_snprintf(why, sizeof(why), "sending the credentials frame: %s",
+                       rc < 0 ? pz_err_msg(&err) : "transport wrote nothing");
+            hs_fail(c, rc < 0 ? rc : PZ_EIO, why);
+            goto out;
+        }
+        c->frame_done += n;
+    }
+    hs_outbound_done(c);
+out:
+    pz_err_clear(&err);
+}
+
+/* Outbound, handshake done: authenticate the server (the node dialled),
+ * then send our credentials frame before any call. */
+static void hs_outbound_auth(hs_conn *c)
+{
+    pz_auth_credentials cred;
+    uint8_t binding[32];
+    if (hs_credentials(c, &cred, binding) < 0)
+        return;
+    c->res = g_new0(pz_authchain_result, 1);
+    pz_authchain_authenticate(c->gen->auth, &cred, now_ns(), c->res);
+    if (!c->res->allowed) {
+        char why[320];
+        g_snprintf(why, sizeof(why), "authentication refused by %s (%s): %s", c->res->provider,
+                   pz_auth_outcome_name(c->res->outcome), c->res->reason);
+        hs_fail(c, PZ_EREFUSED, why);
+        return;
+    }
+    if (c->node->e2e && cred.n_certs > 0 && !(cred.flags & PZ_AUTH_CRED_UNVERIFIED_CHAIN)) {
+        GError *ge = NULL;
+        if (pz_e2e_add_peer_cert(c->node->e2e, cred.cert_der[0], cred.cert_der_len[0], &ge) < 0)
+            g_clear_error(&ge);
+    }
+    size_t ntok = 0;
+    c->frame = g_malloc(PZ_CREDFRAME_HDR + PZ_CREDFRAME_MAX);
+    int rc = pz_authchain_credentials_frame(c->gen->auth, cred.channel_binding, cred.channel_binding_len, c->frame,
+                                            PZ_CREDFRAME_HDR + PZ_CREDFRAME_MAX, &c->frame_len, &ntok);
+    if (rc < 0) {
+        hs_fail(c, rc, "cannot build the credentials frame");
+        return;
+    }
+    pz_log(LOG_SRC, PZ_LOG_DEBUG, "credentials frame to %s: %zu token%s, %zu bytes", c->expect, ntok,
+           ntok == 1 ? "" : "s", c->frame_len);
+    c->stage = HS_CRED_WRITE;
+    c->frame_done = 0;
+    hs_frame_write(c);
+}
+
+/* Inbound, credentials frame read: run the auth chain over the transport's
+ * credentials and the frame's tokens, admit, hand over to the RPC server. */
+static void hs_inbound_auth(hs_conn *c, const pz_credframe *frame)
+{
+    pz_node *node = c->node;
+    pz_auth_credentials cred;
+    uint8_t binding[32];
+    if (hs_credentials(c, &cred, binding) < 0)
+        return;
     pz_authchain_result res;
-    pz_authchain_authenticate(c->gen->auth, &cred, now_ns(), &res);
+    pz_authchain_authenticate_frame(c->gen->auth, &cred, frame, now_ns(), &res);
     if (!res.allowed) {
         char why[320];
         g_snprintf(why, sizeof(why), "authentication refused by %s (%s): %s", res.provider,
@@ -317,22 +460,13 @@ static void hs_authenticated(hs_conn *c)
     }
 
     const char *roles[PZ_AUTH_MAX_ROLES];
-    pz_identity ident;
     char source[96];
-    g_snprintf(source, sizeof(source), "%s:%s", c->nt->is_unix ? "unix" : c->nt->name, res.provider);
-    pz_auth_result_identity(&res.id, source, roles, &ident);
-    /* A local admin client over the unix socket acts as this node itself:
-     * the kernel vouches for its uid, and it signs with this node's key. */
-    if (c->nt->is_unix && !ident.sign_pub && strcmp(ident.node_id, node->node_id) == 0)
-        ident.sign_pub = node->sign_pub;
-    if (!ident.sign_pub) {
-        pz_identity_rec rec;
-        if (pz_identities_lookup(c->gen->ids, ident.node_id, &rec) == 0 && rec.has_sign_pub) {
-            memcpy(res.id.sign_pub, rec.sign_pub, 32);
-            ident.sign_pub = res.id.sign_pub;
-        }
-    }
-    if (node->e2e && cred.n_certs > 0) {
+    pz_identity ident;
+    hs_identity(c, &res, roles, source, sizeof(source), &ident);
+    /* A certificate nobody validated is the peer's own claim: its keys
+     * reach the E2E directory only through the identity key-pin vouched
+     * for, not from here. */
+    if (node->e2e && cred.n_certs > 0 && !(cred.flags & PZ_AUTH_CRED_UNVERIFIED_CHAIN)) {
         GError *ge = NULL;
         if (pz_e2e_add_peer_cert(node->e2e, cred.cert_der[0], cred.cert_der_len[0], &ge) < 0)
             g_clear_error(&ge);
@@ -340,22 +474,6 @@ static void hs_authenticated(hs_conn *c)
 
     char a[80];
     pz__addr_format(&c->addr, a, sizeof(a));
-    if (c->outbound) {
-        GError *ge = NULL;
-        void *tconn = c->tconn;
-        c->tconn = NULL;
-        pz_log(LOG_SRC, PZ_LOG_INFO, "connected to %s at %s (auth %s)", ident.node_id, a, res.provider);
-        if (pz_rpc_client_add_connection(node->client, c->expect, c->nt->t, tconn, &ident, &ge) < 0) {
-            pz_log(LOG_SRC, PZ_LOG_WARNING, "connection to %s: %s", c->expect, ge ? ge->message : "refused");
-            g_clear_error(&ge);
-        }
-        gen_unref(c->gen);
-        c->gen = NULL;
-        node->pending = g_list_remove(node->pending, c);
-        hs_free(c);
-        return;
-    }
-
     pz_dos_verdict v;
     if (c->gen->dos) {
         pz_dos_admit_identity(c->gen->dos, c->dc, &ident, now_ns(), &v);
@@ -378,6 +496,9 @@ static void hs_authenticated(hs_conn *c)
     g_strlcpy(ci->node_id, ident.node_id, sizeof(ci->node_id));
     g_strlcpy(ci->auth_provider, res.provider, sizeof(ci->auth_provider));
     ci->since_ns = pz_realtime_ns();
+    ci->cred_flags = cred.flags;
+    if (frame && frame->n > 0)
+        ci->tokens = g_bytes_new(c->frame + PZ_CREDFRAME_HDR, c->frame_need);
     if (cred.n_certs > 0) {
         ci->n_certs = cred.n_certs;
         ci->certs = g_new0(uint8_t *, cred.n_certs);
@@ -399,7 +520,7 @@ static void hs_authenticated(hs_conn *c)
     pz_rpc_conn *rc_conn = NULL;
     GError *ge = NULL;
     node->adding = ci;
-    rc = pz_rpc_server_add_connection(node->server, ci->nt->t, tconn, &ident, &ci->addr, &rc_conn, &ge);
+    int rc = pz_rpc_server_add_connection(node->server, ci->nt->t, tconn, &ident, &ci->addr, &rc_conn, &ge);
     node->adding = NULL;
     if (rc < 0) {
         pz_log(LOG_SRC, PZ_LOG_WARNING, "peer %s: %s", ident.node_id, ge ? ge->message : "cannot serve");
@@ -411,6 +532,58 @@ static void hs_authenticated(hs_conn *c)
     ci->rpc = rc_conn;
     g_hash_table_insert(node->conns, rc_conn, ci);
     pz_log(LOG_SRC, PZ_LOG_INFO, "peer %s connected from %s (auth %s)", ident.node_id, a, res.provider);
+}
+
+/* Inbound: read the peer's credentials frame, exactly its bytes (what
+ * follows belongs to the RPC channel), within the handshake deadline. */
+static void hs_frame_read(hs_conn *c)
+{
+    pz_err err;
+    pz_err_init(&err);
+    for (;;) {
+        size_t want = c->frame_len < PZ_CREDFRAME_HDR ? PZ_CREDFRAME_HDR - c->frame_len
+                                                      : PZ_CREDFRAME_HDR + c->frame_need - c->frame_len;
+        if (want == 0)
+            break;
+        size_t n = 0;
+        int rc = c->nt->t->read(c->tconn, c->frame + c->frame_len, want, &n, &err);
+        if (rc == PZ_EAGAIN) {
+            hs_watch(c);
+            goto out;
+        }
+        if (rc == PZ_EOF) {
+            hs_fail(c, PZ_EOF, "peer closed the connection before sending its credentials frame");
+            goto out;
+        }
+        if (rc < 0 || n == 0 || n > want) {
+            char why[300];
+            g_snprintf(why, sizeof(why), "reading the credentials frame: %s",
+                       rc < 0 ? pz_err_msg(&err) : "transport read nothing");
+            hs_fail(c, rc < 0 ? rc : PZ_EIO, why);
+            goto out;
+        }
+        c->frame_len += n;
+        if (c->frame_len == PZ_CREDFRAME_HDR) {
+            char why[200];
+            uint32_t l = (uint32_t)c->frame[0] << 24 | (uint32_t)c->frame[1] << 16 | (uint32_t)c->frame[2] << 8 |
+                         c->frame[3];
+            if (pz_credframe_check_length(l, why, sizeof(why)) < 0) {
+                hs_malformed(c, why);
+                goto out;
+            }
+            c->frame_need = l;
+        }
+    }
+    char why[200];
+    pz_credframe f;
+    if (pz_credframe_decode(c->frame + PZ_CREDFRAME_HDR, c->frame_need, &f, why, sizeof(why)) < 0) {
+        hs_malformed(c, why);
+        goto out;
+    }
+    /* F points into c->frame, which lives until hs_free. */
+    hs_inbound_auth(c, &f);
+out:
+    pz_err_clear(&err);
 }
 
 static void hs_step(hs_conn *c);
@@ -428,8 +601,11 @@ static gboolean hs_timeout_cb(gpointer ud)
     hs_conn *c = ud;
     g_source_unref(c->timer);
     c->timer = NULL;
+    const char *why = c->stage == HS_CRED_READ    ? "handshake deadline passed before the peer's credentials frame"
+                      : c->stage == HS_CRED_WRITE ? "handshake deadline passed while sending the credentials frame"
+                                                  : "handshake deadline passed";
     emit(c->node, PZ_BEHAVIOR_TIMEOUT, &c->addr, NULL, "handshake deadline");
-    hs_fail(c, PZ_ETIMEDOUT, "handshake deadline passed");
+    hs_fail(c, PZ_ETIMEDOUT, why);
     return G_SOURCE_REMOVE;
 }
 
@@ -442,7 +618,7 @@ static void hs_watch(hs_conn *c)
     if (ev & PZ_IO_WRITE)
         cond |= G_IO_OUT;
     if (!(ev & (PZ_IO_READ | PZ_IO_WRITE)))
-        cond |= G_IO_IN;
+        cond |= c->stage == HS_CRED_WRITE ? G_IO_OUT : G_IO_IN;
     if (c->io && c->io_cond == cond)
         return;
     if (c->io) {
@@ -457,6 +633,14 @@ static void hs_watch(hs_conn *c)
 
 static void hs_step(hs_conn *c)
 {
+    if (c->stage == HS_CRED_WRITE) {
+        hs_frame_write(c);
+        return;
+    }
+    if (c->stage == HS_CRED_READ) {
+        hs_frame_read(c);
+        return;
+    }
     pz_err err;
     pz_err_init(&err);
     int rc = c->nt->t->handshake(c->tconn, &err);
@@ -467,13 +651,13 @@ static void hs_step(hs_conn *c)
         g_snprintf(why, sizeof(why), "handshake failed: %s", pz_err_msg(&err));
         emit(c->node, PZ_BEHAVIOR_HANDSHAKE_FAILURE, &c->addr, NULL, "handshake failed");
         hs_fail(c, rc, why);
+    } else if (c->outbound) {
+        hs_outbound_auth(c);
     } else {
-        if (c->io) {
-            g_source_destroy(c->io);
-            g_source_unref(c->io);
-            c->io = NULL;
-        }
-        hs_authenticated(c);
+        c->stage = HS_CRED_READ;
+        c->frame = g_malloc(PZ_CREDFRAME_HDR + PZ_CREDFRAME_MAX);
+        c->frame_len = c->frame_need = 0;
+        hs_frame_read(c);
     }
     pz_err_clear(&err);
 }
@@ -901,7 +1085,7 @@ static void recheck_sessions(pz_node *node)
         const char *why = NULL;
         if (node->gen->dos && pz_dos_peer_status(node->gen->dos, ci->node_id, now_ns()) == PZ_STATUS_BLOCKED)
             why = "peer is blocked";
-        if (!why && ci->n_certs > 0) {
+        if (!why && (ci->n_certs > 0 || ci->tokens)) {
             pz_auth_credentials cred = {
                 .struct_size = sizeof(cred),
                 .transport = ci->nt->name,
@@ -911,9 +1095,18 @@ static void recheck_sessions(pz_node *node)
                 .cert_der_len = ci->cert_lens,
                 .channel_binding = ci->has_binding ? ci->binding : NULL,
                 .channel_binding_len = ci->has_binding ? 32 : 0,
+                .flags = ci->cred_flags,
+                .chain_note = ci->cred_flags & PZ_AUTH_CRED_UNVERIFIED_CHAIN ? "not CA-validated at connect" : NULL,
             };
+            pz_credframe f;
+            memset(&f, 0, sizeof(f));
+            if (ci->tokens) {
+                gsize tl = 0;
+                const uint8_t *tp = g_bytes_get_data(ci->tokens, &tl);
+                (void)pz_credframe_decode(tp, tl, &f, NULL, 0); /* decoded once already */
+            }
             pz_authchain_result res;
-            pz_authchain_authenticate(node->gen->auth, &cred, now_ns(), &res);
+            pz_authchain_authenticate_frame(node->gen->auth, &cred, &f, now_ns(), &res);
             if (!res.allowed || strcmp(res.id.node_id, ci->node_id) != 0)
                 why = "credentials no longer accepted";
         }

@@ -13,6 +13,7 @@
 #include "authchain.h"
 #include "authz.h"
 #include "conf.h"
+#include "credframe.h"
 #include "dos.h"
 #include "identity.h"
 #include "loader.h"
@@ -85,6 +86,13 @@ typedef struct node_listener {
     GSource *src;
 } node_listener;
 
+/* Stages of a connection being set up (node.c). */
+typedef enum hs_stage {
+    HS_TRANSPORT = 0, /* the transport's handshake */
+    HS_CRED_WRITE,    /* outbound: server authenticated, sending our credentials frame */
+    HS_CRED_READ,     /* inbound: reading the peer's credentials frame */
+} hs_stage;
+
 /* A connection in handshake/authentication. */
 typedef struct hs_conn {
     pz_node *node;
@@ -98,6 +106,14 @@ typedef struct hs_conn {
     GSource *timer;
     int outbound;
     char *expect;
+    hs_stage stage;
+    /* The credentials frame (core/credframe.h) being written or read:
+     * PZ_CREDFRAME_HDR + PZ_CREDFRAME_MAX bytes, wiped when freed. */
+    uint8_t *frame;
+    size_t frame_len;  /* bytes in FRAME (read), or its total size (write) */
+    size_t frame_need; /* read: payload length from the header, 0 until read */
+    size_t frame_done; /* write: bytes written */
+    pz_authchain_result *res; /* outbound: the server's authentication, kept until the frame is sent */
 } hs_conn;
 
 /* An authenticated inbound connection served by the RPC server. */
@@ -116,6 +132,8 @@ typedef struct conn_info {
     size_t n_certs;
     uint8_t binding[32];
     int has_binding;
+    uint32_t cred_flags; /* pz_auth_credentials.flags of the handshake (PZ_AUTH_CRED_*) */
+    GBytes *tokens;      /* payload of its credentials frame when it held tokens (re-checked on reload) */
     int closed;
 } conn_info;
 

@@ -37,7 +37,22 @@ typedef struct pz_auth_credentials {
     uint32_t uid, gid;
     int32_t pid;
     const char *expected_node_id;   /* outbound: the node id dialled; NULL inbound */
+    /* Appended in 1.1: read only when PZ_AUTH_CRED_HAS(cred, flags). */
+    uint32_t flags;                 /* PZ_AUTH_CRED_* bits */
+    const char *chain_note;         /* with PZ_AUTH_CRED_UNVERIFIED_CHAIN: why, for logs; else NULL */
 } pz_auth_credentials;
+
+/* pz_auth_credentials.flags: the transport did NOT validate cert_der
+ * against a trusted CA (tls `verify: auth-chain`). The handshake still
+ * proved that the peer holds the private key of cert_der[0], and nothing
+ * more: its names, type, issuer and extensions are the peer's own claims.
+ * A provider that trusts a certificate's contents (cert-auth) must deny
+ * such a chain; one that trusts a key it knows (key-pin) may allow it. */
+#define PZ_AUTH_CRED_UNVERIFIED_CHAIN 0x1u
+
+/* 1 when CRED (built against an older header, perhaps) has field F. */
+#define PZ_AUTH_CRED_HAS(cred, f) \
+    ((cred)->struct_size >= offsetof(pz_auth_credentials, f) + sizeof((cred)->f))
 
 typedef enum pz_auth_verdict {
     PZ_AUTH_ABSTAIN = 0, /* no opinion: credentials this provider does not handle */

@@ -399,6 +399,14 @@ static int ca_authenticate(void *state, const pz_auth_credentials *cred, pz_auth
         return 0;
     }
     pol = acquire(st);
+    if (PZ_AUTH_CRED_HAS(cred, flags) && (cred->flags & PZ_AUTH_CRED_UNVERIFIED_CHAIN)) {
+        /* The transport let this chain through without a CA (verify:
+         * auth-chain): what it says is the peer's own claim. cert-auth
+         * vouches only for chains the transport validated. */
+        deny(out, CERT_AUTH_DENY_UNVERIFIED_CHAIN, "certificate chain not validated by the transport (%s)",
+             PZ_AUTH_CRED_HAS(cred, chain_note) && cred->chain_note ? cred->chain_note : "verify: auth-chain");
+        goto out;
+    }
     uint64_t now_s = st->core->realtime_ns(st->core) / UINT64_C(1000000000);
     /* Outbound, the peer is the server we dialled; inbound, a client. */
     int purpose = cred->expected_node_id ? PZ_CERTVAL_SERVER : PZ_CERTVAL_CLIENT;
@@ -462,7 +470,8 @@ out:
     if (out->verdict == PZ_AUTH_DENY && st->core->metric_add)
         st->core->metric_add(st->core, "denials_total",
                              out->reason_code < 100 ? pz_certval_reason_name((pz_certval_reason)out->reason_code)
-                                                    : "policy",
+                             : out->reason_code == CERT_AUTH_DENY_UNVERIFIED_CHAIN ? "unverified_chain"
+                                                                                    : "policy",
                              1);
     policy_unref(pol);
     return rc;

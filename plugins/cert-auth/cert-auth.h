@@ -14,6 +14,7 @@ enum cert_auth_reason {
     CERT_AUTH_DENY_NOT_ALLOWED = 102,    /* allow lists set and neither names the node */
     CERT_AUTH_DENY_NOT_IN_DIRECTORY = 103, /* require_directory and the node is not listed */
     CERT_AUTH_DENY_DIRECTORY = 104,      /* certificate contradicts the peer directory (type, keys) */
+    CERT_AUTH_DENY_UNVERIFIED_CHAIN = 105, /* the transport did not validate the chain (tls verify: auth-chain) */
 };
 
 #endif /* PZ_PLUGIN_CERT_AUTH_H */

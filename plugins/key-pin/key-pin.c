@@ -15,6 +15,7 @@
 #include <prozsec/auth.h>
 #include <prozsec/plugin.h>
 
+#include "certval.h"
 #include "err.h"
 #include "identity.h"
 #include "key-pin.h"
@@ -385,6 +386,30 @@ static int find(const pinset *s, pz_identity_key kind, const uint8_t key[32], pz
     return 0;
 }
 
+/* The node-keys extension (core/certval.h) of the certificate DER into
+ * SIGN and E2E: 1 when present, non-critical and well-formed, else 0. The
+ * peer proved in the handshake that it holds the key of this certificate,
+ * and the handshake covers the certificate, so with no CA these keys are
+ * the pinned key holder's own statement, good enough to check its RPC
+ * signatures; a pin's or the directory's keys take precedence. */
+static int cert_node_keys(const uint8_t *der, size_t len, uint8_t sign[32], uint8_t e2e[32])
+{
+    int ok = 0;
+    gnutls_x509_crt_t crt = NULL;
+    gnutls_datum_t d = {(unsigned char *)der, (unsigned)len};
+    uint8_t ext[128];
+    size_t sz = sizeof(ext);
+    unsigned critical = 0;
+    if (len == 0 || len > CERT_FILE_MAX || gnutls_x509_crt_init(&crt) < 0)
+        return 0;
+    if (gnutls_x509_crt_import(crt, &d, GNUTLS_X509_FMT_DER) >= 0 &&
+        gnutls_x509_crt_get_extension_by_oid(crt, PZ_NODE_KEYS_OID, 0, ext, &sz, &critical) >= 0 && !critical &&
+        pz_node_keys_ext_decode(ext, sz, sign, e2e) == 0)
+        ok = 1;
+    gnutls_x509_crt_deinit(crt);
+    return ok;
+}
+
 static int kp_authenticate(void *state, const pz_auth_credentials *cred, pz_auth_result *out, pz_err *err)
 {
     key_pin *st = state;
@@ -432,6 +457,18 @@ static int kp_authenticate(void *state, const pz_auth_credentials *cred, pz_auth
     if (rec.has_e2e_pub) {
         memcpy(out->e2e_pub, rec.e2e_pub, 32);
         out->has_e2e_pub = 1;
+    }
+    uint8_t csign[32], ce2e[32];
+    if ((!out->has_sign_pub || !out->has_e2e_pub) &&
+        cert_node_keys(cred->cert_der[0], cred->cert_der_len[0], csign, ce2e)) {
+        if (!out->has_sign_pub) {
+            memcpy(out->sign_pub, csign, 32);
+            out->has_sign_pub = 1;
+        }
+        if (!out->has_e2e_pub) {
+            memcpy(out->e2e_pub, ce2e, 32);
+            out->has_e2e_pub = 1;
+        }
     }
 out:
     if (out->verdict == PZ_AUTH_DENY && st->core->metric_add)

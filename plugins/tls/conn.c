@@ -15,6 +15,8 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <glib.h>
+#include <gnutls/abstract.h>
 #include <gnutls/crypto.h>
 
 #include "tls_int.h"
@@ -54,6 +56,10 @@ typedef struct pz_tls_conn {
     size_t der_len[MAX_CHAIN];
     uint8_t cb[PZ_TLS_CB_LEN];
     size_t wpending; /* size of a record send that returned EAGAIN */
+    /* verify: auth-chain, and no CA vouched for the peer's chain: it goes
+     * to the auth chain flagged PZ_AUTH_CRED_UNVERIFIED_CHAIN. */
+    int unverified;
+    char chain_note[192];
 } pz_tls_conn;
 
 /* The remote address as text, for logs and messages. */
@@ -183,9 +189,112 @@ static int fail(pz_tls_conn *c, int code, pz_err *err)
 /* ------------------------------------------------------------------------ */
 /* Peer chain */
 
+int pz_tls_leaf_key_ok(const pz_tls_creds *cr, const uint8_t *der, size_t len, char *why, size_t whylen)
+{
+    int rc = -1;
+    gnutls_x509_crt_t crt = NULL;
+    unsigned bits = 0;
+    gnutls_datum_t d = {(unsigned char *)der, (unsigned)len};
+    if (len == 0 || len > (1u << 20) || gnutls_x509_crt_init(&crt) < 0) {
+        snprintf(why, whylen, "certificate empty, too large or out of memory");
+        return -1;
+    }
+    if (gnutls_x509_crt_import(crt, &d, GNUTLS_X509_FMT_DER) < 0) {
+        snprintf(why, whylen, "certificate does not parse");
+        goto out;
+    }
+    int pk = gnutls_x509_crt_get_pk_algorithm(crt, &bits);
+    switch (pk) {
+    case GNUTLS_PK_RSA:
+    case GNUTLS_PK_RSA_PSS:
+        if (bits < cr->min_rsa_bits) {
+            snprintf(why, whylen, "RSA key of %u bits, policy minimum %u", bits, cr->min_rsa_bits);
+            goto out;
+        }
+        break;
+    case GNUTLS_PK_ECDSA:
+        if (bits < cr->min_ecdsa_bits) {
+            snprintf(why, whylen, "ECDSA key on a %u-bit curve, policy minimum %u", bits, cr->min_ecdsa_bits);
+            goto out;
+        }
+        break;
+    case GNUTLS_PK_EDDSA_ED25519:
+    case GNUTLS_PK_EDDSA_ED448:
+        break;
+    default:
+        snprintf(why, whylen, "key algorithm %s is not accepted",
+                 pk < 0 ? "unknown" : gnutls_pk_algorithm_get_name((gnutls_pk_algorithm_t)pk));
+        goto out;
+    }
+    rc = 0;
+out:
+    gnutls_x509_crt_deinit(crt);
+    return rc;
+}
+
+int pz_tls_spki_pin(const uint8_t *der, size_t len, char *buf, size_t buflen)
+{
+    int rc = -1;
+    gnutls_x509_crt_t crt = NULL;
+    gnutls_pubkey_t pub = NULL;
+    gnutls_datum_t spki = {NULL, 0};
+    gnutls_datum_t d = {(unsigned char *)der, (unsigned)len};
+    uint8_t sha[32];
+    if (len == 0 || len > (1u << 20) || gnutls_x509_crt_init(&crt) < 0)
+        return -1;
+    if (gnutls_pubkey_init(&pub) < 0)
+        goto out;
+    if (gnutls_x509_crt_import(crt, &d, GNUTLS_X509_FMT_DER) < 0 || gnutls_pubkey_import_x509(pub, crt, 0) < 0 ||
+        gnutls_pubkey_export2(pub, GNUTLS_X509_FMT_DER, &spki) < 0 ||
+        gnutls_hash_fast(GNUTLS_DIG_SHA256, spki.data, spki.size, sha) < 0)
+        goto out;
+    char *b = g_base64_encode(sha, sizeof(sha));
+    snprintf(buf, buflen, "sha256//%s", b);
+    g_free(b);
+    rc = 0;
+out:
+    gnutls_free(spki.data);
+    if (pub)
+        gnutls_pubkey_deinit(pub);
+    gnutls_x509_crt_deinit(crt);
+    return rc;
+}
+
+/* verify: auth-chain, and no CA accepts the chain LIST[0..N-1] (WHY says
+ * why): let it through to the auth chain, flagged not CA-validated, once
+ * its leaf key meets the floors. The handshake still proves possession of
+ * that key. Returns 0, or -1 with a refusal. */
+static int leave_to_auth_chain(pz_tls_conn *c, const gnutls_datum_t *list, unsigned n, const char *why)
+{
+    char kwhy[160];
+    (void)n;
+    if (pz_tls_leaf_key_ok(c->cr, list[0].data, list[0].size, kwhy, sizeof(kwhy)) != 0) {
+        c->alert = GNUTLS_A_INSUFFICIENT_SECURITY;
+        set_refusal(c, "weak-key", "%s certificate: %s", c->server ? "client" : "server", kwhy);
+        return -1;
+    }
+    /* The names it claims, for logs only: nothing vouches for them. */
+    pz_certval_result claimed;
+    gnutls_x509_crt_t crt = NULL;
+    memset(&claimed, 0, sizeof(claimed));
+    if (gnutls_x509_crt_init(&crt) >= 0) {
+        if (gnutls_x509_crt_import(crt, &list[0], GNUTLS_X509_FMT_DER) >= 0)
+            (void)pz__certval_identity(crt, 0, &claimed);
+        gnutls_x509_crt_deinit(crt);
+    }
+    snprintf(c->node_id, sizeof(c->node_id), "%s", claimed.node_id[0] ? claimed.node_id : "?");
+    c->node_type[0] = '\0'; /* a claimed type picks no profile: the default one applies */
+    snprintf(c->chain_note, sizeof(c->chain_note), "not CA-validated (verify: auth-chain): %s", why);
+    c->unverified = 1;
+    c->peer_checked = 1;
+    c->core->metric_add(c->core, "chains_left_to_auth_total", NULL, 1);
+    return 0;
+}
+
 /* Check the peer's chain LIST[0..N-1] through certval (or the cache of
  * chains already verified under this credential set). Sets node id/type,
- * or a refusal. Returns 0 when accepted. */
+ * or a refusal. With verify: auth-chain, a chain no CA accepts is left to
+ * the auth chain instead. Returns 0 when accepted. */
 static int check_chain(pz_tls_conn *c, const gnutls_datum_t *list, unsigned n)
 {
     pz_tls_creds *cr = c->cr;
@@ -217,6 +326,9 @@ static int check_chain(pz_tls_conn *c, const gnutls_datum_t *list, unsigned n)
     gnutls_hash_deinit(h, sha);
     int purpose = c->server ? PZ_CERTVAL_CLIENT : PZ_CERTVAL_SERVER;
     sha[0] ^= (uint8_t)purpose; /* a chain accepted as client is not thereby accepted as server */
+    c->unverified = 0;
+    if (!cr->cv)
+        return leave_to_auth_chain(c, list, n, "no ca configured");
     if (cr->vcache_on && pz_tls_vcache_get(cr, sha, now_s, c->node_id, c->node_type)) {
         c->core->metric_add(c->core, "verified_chain_cache_total", "hit", 1);
     } else {
@@ -225,6 +337,12 @@ static int check_chain(pz_tls_conn *c, const gnutls_datum_t *list, unsigned n)
         if (rc != 0) {
             set_refusal(c, "internal", "certificate validation failed: %s", pz_strerror(rc));
             return -1;
+        }
+        if (!res.valid && cr->verify == PZ_TLS_VERIFY_AUTH_CHAIN) {
+            char why[256];
+            snprintf(why, sizeof(why), "ca does not accept it (%s: %s)", pz_certval_reason_name(res.reason),
+                     res.reason_text);
+            return leave_to_auth_chain(c, list, n, why);
         }
         if (!res.valid) {
             c->alert = res.reason == PZ_CV_EXPIRED   ? GNUTLS_A_CERTIFICATE_EXPIRED
@@ -442,7 +560,7 @@ static int finish(pz_tls_conn *c, pz_err *err)
         set_refusal(c, "no-certificate", "server presented no certificate");
         goto refuse;
     }
-    const pz_tls_profile *p = pz_tls_profiles_find(&cr->profiles, n ? c->node_type : NULL);
+    const pz_tls_profile *p = pz_tls_profiles_find(&cr->profiles, n && !c->unverified ? c->node_type : NULL);
     if (version < p->min_version) {
         set_refusal(c, "protocol-version", "%s negotiated but profile %s requires min_version %s",
                     pz_tls_version_name(version), p->name, pz_tls_version_name(p->min_version));
@@ -486,7 +604,7 @@ static int finish(pz_tls_conn *c, pz_err *err)
     const pz_tls_suite *su = pz_tls_suite_by_id(c->suite);
     c->core->log(c->core, PZ_LOG_DEBUG, "handshake %s %s: %s %s, node %s (%s)%s", c->server ? "from" : "to",
                  peer(c), pz_tls_version_name(version), su ? su->iana : "?", n ? c->node_id : "-",
-                 n ? c->node_type : "-", resumed ? ", resumed" : "");
+                 !n ? "-" : c->unverified ? "claimed, not CA-validated" : c->node_type, resumed ? ", resumed" : "");
     c->core->metric_add(c->core, "handshakes_total", resumed ? "resumed" : "full", 1);
     return 0;
 refuse:
@@ -690,6 +808,10 @@ int pz_tls_peer_credentials(void *conn, pz_auth_credentials *cred)
     cred->channel_binding = c->cb;
     cred->channel_binding_len = PZ_TLS_CB_LEN;
     cred->expected_node_id = c->server ? NULL : c->expected;
+    if (c->unverified && c->n_certs > 0) {
+        cred->flags |= PZ_AUTH_CRED_UNVERIFIED_CHAIN;
+        cred->chain_note = c->chain_note;
+    }
     return 0;
 }
 

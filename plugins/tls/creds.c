@@ -181,19 +181,38 @@ static int check_own(const pz_core *core, const pz_conf *conf, pz_tls_creds *cr,
     }
     pz_certval_result res;
     uint64_t now_s = core->realtime_ns(core) / 1000000000ull;
+    char pin[64] = "?";
+    (void)pz_tls_spki_pin(ders[0], lens[0], pin, sizeof(pin));
+    if (!cr->cv) {
+        /* verify: auth-chain without a CA: peers pin this key. */
+        char why[192];
+        memset(&res, 0, sizeof(res));
+        (void)pz__certval_identity(list[0], 0, &res);
+        if (pz_tls_leaf_key_ok(cr, ders[0], lens[0], why, sizeof(why)) != 0) {
+            rc = key_error(core, conf, "cert", err, PZ_ECRYPTO, "this node's certificate %s: %s", cert, why);
+            goto out;
+        }
+        core->log(core, PZ_LOG_INFO, "presenting certificate of node %s (type %s, no CA) from %s; spki_sha256 %s",
+                  res.node_id[0] ? res.node_id : "?", res.node_type[0] ? res.node_type : "?", cert, pin);
+        goto out;
+    }
     rc = pz_certval_verify(cr->cv, ders, lens, nder, now_s, PZ_CERTVAL_CLIENT | PZ_CERTVAL_SERVER, &res);
     if (rc != 0) {
         rc = key_error(core, conf, "cert", err, rc, "cannot check certificate %s", cert);
         goto out;
     }
-    if (!res.valid)
+    if (!res.valid && cr->verify == PZ_TLS_VERIFY_AUTH_CHAIN)
+        core->log(core, PZ_LOG_NOTICE,
+                  "this node's certificate %s is not accepted by ca (%s: %s): peers must pin its key, spki_sha256 %s",
+                  cert, pz_certval_reason_name(res.reason), res.reason_text, pin);
+    else if (!res.valid)
         rc = key_error(core, conf, "cert", err, PZ_ECRYPTO,
                        "this node's certificate %s is refused by the validation policy (%s: %s); issue a new "
                        "one with `prozsec cert issue`",
                        cert, pz_certval_reason_name(res.reason), res.reason_text);
     else
-        core->log(core, PZ_LOG_INFO, "presenting certificate of node %s (type %s) from %s", res.node_id,
-                  res.node_type, cert);
+        core->log(core, PZ_LOG_INFO, "presenting certificate of node %s (type %s) from %s; spki_sha256 %s",
+                  res.node_id, res.node_type, cert, pin);
 out:
     for (size_t i = 0; i < nder; i++)
         gnutls_free(der[i].data);
@@ -220,7 +239,23 @@ int pz_tls_creds_new(const pz_core *core, const pz_conf *conf, pz_tls_creds **ou
 
     if (!conf) {
         rc = core->error(core, err, PZ_ECONFIG,
-                         "tls: no configuration; the transport needs at least cert, key and ca");
+                         "tls: no configuration; the transport needs at least ca (or verify: auth-chain), and "
+                         "cert and key to listen");
+        goto out;
+    }
+    const char *verify = NULL;
+    rc = core->conf_string(conf, "verify", "ca", &verify, err);
+    if (rc != 0)
+        goto out;
+    if (!strcmp(verify, "ca")) {
+        cr->verify = PZ_TLS_VERIFY_CA;
+    } else if (!strcmp(verify, "auth-chain")) {
+        cr->verify = PZ_TLS_VERIFY_AUTH_CHAIN;
+    } else {
+        rc = key_error(core, conf, "verify", err, PZ_ECONFIG,
+                       "expected ca (this transport validates peer chains against ca) or auth-chain (the auth "
+                       "chain decides, e.g. key-pin), found \"%.40s\"",
+                       verify);
         goto out;
     }
     rc = read_settings(core, conf, cr, err);
@@ -242,31 +277,43 @@ int pz_tls_creds_new(const pz_core *core, const pz_conf *conf, pz_tls_creds **ou
         rc = core->conf_int(conf, "min_ecdsa_bits", 384, 384, 521, &ecdsa_bits, err);
     if (rc != 0)
         goto out;
-    if (!cert || !key || n_ca == 0) {
-        rc = core->conf_error(conf, err, "missing %s: the tls transport needs cert (this node's certificate), "
-                              "key (its private key) and ca (the trusted CA certificates)",
-                              !cert ? "cert" : !key ? "key" : "ca");
+    cr->min_rsa_bits = (unsigned)rsa_bits;
+    cr->min_ecdsa_bits = (unsigned)ecdsa_bits;
+    if (!cert != !key) {
+        rc = core->conf_error(conf, err, "missing %s: the tls transport needs cert (this node's certificate) and "
+                              "key (its private key) together; only a transport that never listens may have "
+                              "neither (a client without a certificate)",
+                              !cert ? "cert" : "key");
         goto out;
     }
-
-    pz_certval_opts opts = {
-        .ca_files = cas,
-        .n_ca_files = n_ca,
-        .crl_files = crls,
-        .n_crl_files = n_crl,
-        .min_rsa_bits = (unsigned)rsa_bits,
-        .min_ecdsa_bits = (unsigned)ecdsa_bits,
-    };
-    pz_err cverr;
-    memset(&cverr, 0, sizeof(cverr));
-    rc = pz_certval_new(&opts, &cr->cv, &cverr);
-    if (rc != 0) {
-        rc = key_error(core, conf, n_crl && strstr(pz_err_msg(&cverr), "CRL") ? "crl" : "ca", err,
-                       rc == PZ_EINVAL ? PZ_ECONFIG : rc, "%s", pz_err_msg(&cverr));
+    if (n_ca == 0 && cr->verify == PZ_TLS_VERIFY_CA) {
+        rc = core->conf_error(conf, err, "missing ca: the tls transport needs ca (the trusted CA certificates), "
+                              "unless verify: auth-chain leaves peer chains to the auth chain (key-pin)");
+        goto out;
+    }
+    if (n_ca == 0 && n_crl > 0) {
+        rc = key_error(core, conf, "crl", err, PZ_ECONFIG, "a CRL needs ca (the CA that signed it)");
+        goto out;
+    }
+    if (n_ca > 0) {
+        pz_certval_opts opts = {
+            .ca_files = cas,
+            .n_ca_files = n_ca,
+            .crl_files = crls,
+            .n_crl_files = n_crl,
+            .min_rsa_bits = (unsigned)rsa_bits,
+            .min_ecdsa_bits = (unsigned)ecdsa_bits,
+        };
+        pz_err cverr;
+        memset(&cverr, 0, sizeof(cverr));
+        rc = pz_certval_new(&opts, &cr->cv, &cverr);
+        if (rc != 0)
+            rc = key_error(core, conf, n_crl && strstr(pz_err_msg(&cverr), "CRL") ? "crl" : "ca", err,
+                           rc == PZ_EINVAL ? PZ_ECONFIG : rc, "%s", pz_err_msg(&cverr));
         pz_err_clear(&cverr);
-        goto out;
+        if (rc != 0)
+            goto out;
     }
-    pz_err_clear(&cverr);
 
     int g = gnutls_certificate_allocate_credentials(&cr->x509);
     if (g < 0) {
@@ -274,12 +321,21 @@ int pz_tls_creds_new(const pz_core *core, const pz_conf *conf, pz_tls_creds **ou
         rc = core->error(core, err, PZ_ENOMEM, "tls: %s", gnutls_strerror(g));
         goto out;
     }
-    rc = load_own(core, conf, cr, cert, key, err);
-    if (rc != 0)
-        goto out;
-    rc = check_own(core, conf, cr, cert, err);
-    if (rc != 0)
-        goto out;
+    if (cert) {
+        rc = load_own(core, conf, cr, cert, key, err);
+        if (rc != 0)
+            goto out;
+        rc = check_own(core, conf, cr, cert, err);
+        if (rc != 0)
+            goto out;
+        cr->has_cert = 1;
+    } else {
+        core->log(core, PZ_LOG_INFO, "no cert and key: this transport only dials, presenting no certificate");
+    }
+    if (cr->verify == PZ_TLS_VERIFY_AUTH_CHAIN)
+        core->log(core, PZ_LOG_INFO, "verify: auth-chain: peer chains %s are left to the auth chain (flagged "
+                                     "not CA-validated)",
+                  cr->cv ? "that ca does not accept" : "(no ca)");
     gnutls_certificate_set_verify_function(cr->x509, pz_tls_verify_cb);
 
     cr->request = pz_tls_profiles_request_mode(&cr->profiles);

@@ -137,6 +137,7 @@ static int tls_create(const pz_core *core, const pz_conf *conf, void **state, pz
     st->core = core;
     pthread_mutex_init(&st->lock, NULL);
     atomic_init(&st->pending, 0);
+    atomic_init(&st->listeners, 0);
     rc = pz_tls_creds_new(core, conf, &st->creds, err);
     if (rc != 0) {
         pthread_mutex_destroy(&st->lock);
@@ -175,6 +176,12 @@ static int tls_reload(void *state, const pz_conf *conf, pz_err *err)
     int rc = pz_tls_creds_new(st->core, conf, &fresh, err);
     if (rc != 0)
         return rc;
+    if (!fresh->has_cert && atomic_load(&st->listeners) > 0) {
+        pz_tls_creds_unref(fresh);
+        return st->core->error(st->core, err, PZ_ECONFIG,
+                               "tls: cert and key are gone from the configuration, but this transport listens: "
+                               "it needs them");
+    }
     pthread_mutex_lock(&st->lock);
     pz_tls_creds *old = st->creds;
     st->creds = fresh;
@@ -304,6 +311,12 @@ static int tls_listen(void *state, const char *address, void **listener, pz_err 
     unsigned sslen = 0;
     int fd = -1, rc;
     *listener = NULL;
+    pz_tls_creds *cr = pz_tls_state_creds(st);
+    int has_cert = cr->has_cert;
+    pz_tls_creds_unref(cr);
+    if (!has_cert)
+        return core->error(core, err, PZ_ECONFIG,
+                           "tls: cannot listen on %s without this node's certificate: set cert and key", address);
     rc = pz_tls_parse_address(core, address, &ss, &sslen, err);
     if (rc != 0)
         return rc;
@@ -328,6 +341,7 @@ static int tls_listen(void *state, const char *address, void **listener, pz_err 
     }
     l->st = st;
     l->fd = fd;
+    atomic_fetch_add(&st->listeners, 1);
     *listener = l;
     return 0;
 fail:
@@ -391,6 +405,7 @@ static void tls_listener_close(void *listener)
     pz_tls_listener *l = listener;
     if (!l)
         return;
+    atomic_fetch_sub(&l->st->listeners, 1);
     close(l->fd);
     free(l);
 }
@@ -419,9 +434,11 @@ static const pz_transport_provider tls_provider = {
 };
 
 static const pz_conf_key tls_schema[] = {
-    {"cert", PZ_CONF_STRING, NULL, "this node's certificate (PEM or DER), e.g. node.crt"},
-    {"key", PZ_CONF_STRING, NULL, "its private key (mode 0600)"},
-    {"ca", PZ_CONF_STRING, NULL, "trusted CA certificate file, or a list of files"},
+    {"cert", PZ_CONF_STRING, "", "this node's certificate (PEM or DER), e.g. node.crt; needed to listen"},
+    {"key", PZ_CONF_STRING, "", "its private key (mode 0600); with cert"},
+    {"ca", PZ_CONF_STRING, NULL, "trusted CA certificate file, or a list of files (optional with verify: auth-chain)"},
+    {"verify", PZ_CONF_STRING, "ca", "ca: validate peer chains against ca; auth-chain: leave chains ca does not "
+                                     "accept to the auth chain (key-pin), flagged not CA-validated"},
     {"crl", PZ_CONF_STRING, "", "CRL file signed by a trusted CA, or a list of files"},
     {"min_rsa_bits", PZ_CONF_INT, "2048", "smallest RSA key accepted from peers (2048 or more)"},
     {"min_ecdsa_bits", PZ_CONF_INT, "384", "smallest ECDSA key accepted from peers (384 or more)"},

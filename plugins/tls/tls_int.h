@@ -52,12 +52,23 @@ typedef struct pz_tls_vcache_entry {
 
 /* A credential set: everything a reload replaces. Immutable after
  * pz_tls_creds_new except refs and the verified-chain cache. */
+/* Who decides whether a peer's certificate chain is acceptable (`verify`). */
+typedef enum pz_tls_verify {
+    PZ_TLS_VERIFY_CA = 0,         /* this transport, against `ca` (the default) */
+    PZ_TLS_VERIFY_AUTH_CHAIN = 1, /* the auth chain: chains `ca` does not accept (or all, without `ca`)
+                                   * pass with PZ_AUTH_CRED_UNVERIFIED_CHAIN */
+} pz_tls_verify;
+
 typedef struct pz_tls_creds {
     atomic_uint refs;
     const pz_core *core;
-    gnutls_certificate_credentials_t x509; /* own cert+key; verify function set */
+    gnutls_certificate_credentials_t x509; /* own cert+key (if any); verify function set */
     gnutls_priority_t prio;
-    pz_certval *cv;
+    pz_certval *cv;             /* NULL when verify is auth-chain without `ca` */
+    pz_tls_verify verify;
+    int has_cert;               /* own certificate and key loaded (needed to listen) */
+    unsigned min_rsa_bits;      /* key floors, also applied to chains left to the auth chain */
+    unsigned min_ecdsa_bits;
     pz_tls_profiles profiles;
     pz_tls_client_auth request; /* what servers ask of clients */
     char priority[1024];        /* the string behind PRIO, for logs and tests */
@@ -85,6 +96,7 @@ typedef struct pz_tls_state {
     pthread_mutex_t lock;
     pz_tls_creds *creds;   /* current set; guarded by LOCK */
     atomic_long pending;   /* handshakes accepted and not finished */
+    atomic_int listeners;  /* open listeners (reload may not drop cert and key while > 0) */
     uint8_t *ticket_key;   /* PZ_TLS_TICKET_KEY_LEN bytes in secure memory, or NULL */
     uint64_t ticket_born_ns;
     pz_tls_resume_slot resume[PZ_TLS_RESUME_SLOTS];
@@ -143,6 +155,17 @@ int pz_tls_write(void *conn, const void *buf, size_t len, size_t *nwritten, pz_e
 void pz_tls_close(void *conn);
 int pz_tls_peer_credentials(void *conn, pz_auth_credentials *cred);
 int pz_tls_channel_binding(void *conn, const char *label, uint8_t *out, size_t len, pz_err *err);
+
+/* Check the key of the certificate DER (LEN bytes) against CR's floors
+ * (RSA >= min_rsa_bits, ECDSA on a curve of >= min_ecdsa_bits, Ed25519 and
+ * Ed448 accepted, anything else refused): what certval would check, for a
+ * chain no CA vouches for. Returns 0, or -1 with WHY (WHYLEN bytes) set. */
+int pz_tls_leaf_key_ok(const pz_tls_creds *cr, const uint8_t *der, size_t len, char *why, size_t whylen);
+
+/* "sha256//<base64>" of the SHA-256 of the SubjectPublicKeyInfo of the
+ * certificate DER into BUF (>= 54 bytes), the pin key-pin takes. Returns 0
+ * or -1. */
+int pz_tls_spki_pin(const uint8_t *der, size_t len, char *buf, size_t buflen);
 
 /* The verify function installed on every credential set's x509 creds. */
 int pz_tls_verify_cb(gnutls_session_t session);
