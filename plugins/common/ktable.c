@@ -73,6 +73,7 @@ int pz__kt_init(pz_kt *t, size_t stride, size_t max_keys, pz_kt_classify_fn clas
     t->slots = slots_alloc(t->nslots, stride, &t->mapped);
     if (!t->slots)
         return PZ_ENOMEM;
+    t->end = t->slots + t->nslots * stride;
     t->grow_at = grow_at_for(t);
     return 0;
 }
@@ -116,6 +117,7 @@ static int rebuild(pz_kt *t, size_t new_slots, uint64_t now)
     }
     slots_free(t->slots, t->nslots, t->stride, t->mapped);
     t->slots = ns;
+    t->end = ns + new_slots * t->stride;
     t->mapped = mapped;
     t->nslots = new_slots;
     t->count = kept;

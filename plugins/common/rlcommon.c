@@ -79,19 +79,14 @@ out:
     return rc;
 }
 
-void pz__rl_keys_init(pz_rl_keys *k, const uint8_t secret[PZ_SIPHASH_KEY_LEN])
+void pz__rl_keys_init(pz_rl_keys *k, const uint8_t secret[PZ_KHASH_SECRET_LEN])
 {
-    uint64_t a = pz__siphash13(secret, "pz-rl-peer-key-0", 16), b = pz__siphash13(secret, "pz-rl-peer-key-1", 16);
-    for (int i = 0; i < 8; i++) {
-        k->peer[i] = (uint8_t)(a >> (8 * i));
-        k->peer[8 + i] = (uint8_t)(b >> (8 * i));
-    }
-    memcpy(k->other, secret, PZ_SIPHASH_KEY_LEN);
+    pz__khash_key_init(&k->peer, secret, 'P');
+    pz__khash_key_init(&k->tagged, secret, 'T');
 }
 
 uint64_t pz__rl_key_hash_tagged(const pz_rl_keys *keys, pz_rl_keymode mode, const pz_rl_request *req)
 {
-    const uint8_t *secret = keys->other;
     /* Tag byte first so an address key can never equal a node-id key. */
     uint8_t buf[1 + 1 + 16 + 1 + PZ_NODE_ID_MAX + 1 + 64];
     size_t n = 0;
@@ -125,12 +120,13 @@ uint64_t pz__rl_key_hash_tagged(const pz_rl_keys *keys, pz_rl_keymode mode, cons
         memcpy(buf + n, method, mlen);
         n += mlen;
     }
-    return pz__siphash13(secret, buf, n);
+    return pz__khash(&keys->tagged, buf, n);
 
 slow: {
-    /* Longer than any valid node id + method: stream the same bytes. */
+    /* Longer than any valid node id + method: stream the same bytes through
+     * SipHash-1-3 under the key pz__khash uses for long messages. */
     pz_siphash s;
-    pz__siphash_init(&s, secret);
+    pz__siphash_init(&s, keys->tagged.sip);
     if (id) {
         pz__siphash_update(&s, "P", 1);
         pz__siphash_update(&s, id, idlen);

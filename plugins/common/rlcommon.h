@@ -16,6 +16,7 @@
 
 #include <prozsec/ratelimit.h>
 
+#include "khash.h"
 #include "siphash.h"
 
 /* Refusal reasons (pz_rl_decision.reason), shared by token-bucket and gcra. */
@@ -47,25 +48,27 @@ typedef struct pz_rl_common {
 int pz__rl_common_parse(const pz_core *core, const pz_conf *conf, pz_rl_common *out, pz_err *err);
 
 /* Hash keys derived from an instance's random secret: one for bare peer
- * ids (hashed in place, the hot path), one for tagged composite keys. */
+ * ids (hashed in place, the hot path), one for tagged composite keys, so a
+ * peer id never collides with a tagged key by construction. Both are the
+ * keyed multiply hash of khash.h. */
 typedef struct pz_rl_keys {
-    uint8_t peer[PZ_SIPHASH_KEY_LEN];
-    uint8_t other[PZ_SIPHASH_KEY_LEN];
+    pz_khash_key peer;
+    pz_khash_key tagged;
 } pz_rl_keys;
 
-/* Derive K from the 16-byte random SECRET. */
-void pz__rl_keys_init(pz_rl_keys *k, const uint8_t secret[PZ_SIPHASH_KEY_LEN]);
+/* Derive K from the 16-byte random SECRET. Wipe K with explicit_bzero. */
+void pz__rl_keys_init(pz_rl_keys *k, const uint8_t secret[PZ_KHASH_SECRET_LEN]);
 
-/* Composite keys (addresses, peer + method): tagged bytes under K->other. */
+/* Composite keys (addresses, peer + method): tagged bytes under K->tagged. */
 uint64_t pz__rl_key_hash_tagged(const pz_rl_keys *keys, pz_rl_keymode mode, const pz_rl_request *req);
 
 /* The keyed 64-bit hash of REQ's key under KEYS. A bare peer id, the
  * common case, is hashed in place under a key of its own (so it never
  * equals a tagged key). */
-static inline uint64_t pz__rl_key_hash(const pz_rl_keys *keys, pz_rl_keymode mode, const pz_rl_request *req)
+static inline __attribute__((always_inline)) uint64_t pz__rl_key_hash(const pz_rl_keys *keys, pz_rl_keymode mode, const pz_rl_request *req)
 {
     if (mode == PZ_RLKEY_PEER && req->node_id)
-        return pz__siphash13(keys->peer, req->node_id, strlen(req->node_id));
+        return pz__khash(&keys->peer, req->node_id, strlen(req->node_id));
     return pz__rl_key_hash_tagged(keys, mode, req);
 }
 

@@ -33,14 +33,18 @@
 #include "gcra.h"
 
 #define SUB 16 /* time units per nanosecond */
+#define GCRA_STRIDE 2 /* words per entry */
 #define NOW_MAX (UINT64_MAX / SUB / 2)
 
 typedef struct gcra_settings {
     pz_rl_common c;
     double rate;  /* cost units per second, before status factors */
     double burst; /* cost units, before status factors */
-    uint64_t t_u[PZ_RL_NSTATUS];   /* emission interval per cost unit; 0: factor 0 */
-    uint64_t tau_u[PZ_RL_NSTATUS]; /* tolerance */
+    uint64_t t_u[PZ_RL_NSTATUS];      /* emission interval per cost unit; 0: factor 0 */
+    uint64_t tau_u[PZ_RL_NSTATUS];    /* tolerance */
+    uint64_t max_cost[PZ_RL_NSTATUS]; /* floor(tau / T): largest cost that can ever pass; 0 if T is 0 */
+    double t_d[PZ_RL_NSTATUS];        /* T as a double */
+    double limit[PZ_RL_NSTATUS];      /* tau / T, as reported (0 if T is 0) */
 } gcra_settings;
 
 typedef struct gcra {
@@ -68,7 +72,8 @@ static int parse(const pz_core *core, const pz_conf *conf, gcra_settings *s, pz_
     for (int i = 0; i < PZ_RL_NSTATUS; i++) {
         double f = s->c.factor[i];
         if (f <= 0) {
-            s->t_u[i] = s->tau_u[i] = 0;
+            s->t_u[i] = s->tau_u[i] = s->max_cost[i] = 0;
+            s->t_d[i] = s->limit[i] = 0;
             continue;
         }
         double t = ceil((double)SUB * 1e9 / (s->rate * f));
@@ -81,6 +86,9 @@ static int parse(const pz_core *core, const pz_conf *conf, gcra_settings *s, pz_
         }
         s->t_u[i] = (uint64_t)t;
         s->tau_u[i] = (uint64_t)tau;
+        s->max_cost[i] = s->tau_u[i] / s->t_u[i];
+        s->t_d[i] = (double)s->t_u[i];
+        s->limit[i] = (double)s->tau_u[i] / s->t_d[i];
     }
 out:
     return rc;
@@ -98,7 +106,7 @@ static pz_kt_class classify(const uint64_t *e, uint64_t now, uint64_t *age, void
 
 /* Time a key with TAT may still spend at NOW_U under tolerance TAU (0 when
  * TAT is beyond it, which a status change with a smaller tau can cause). */
-static inline uint64_t headroom(uint64_t tat, uint64_t now_u, uint64_t tau)
+static inline __attribute__((always_inline)) uint64_t headroom(uint64_t tat, uint64_t now_u, uint64_t tau)
 {
     uint64_t lim = now_u + tau;
     return tat >= lim ? 0 : lim - (tat > now_u ? tat : now_u);
@@ -115,7 +123,7 @@ static int gcra_create(const pz_core *core, const pz_conf *conf, void **state, p
     rc = parse(core, conf, &g->s, err);
     if (rc)
         goto out;
-    uint8_t secret[PZ_SIPHASH_KEY_LEN];
+    uint8_t secret[PZ_KHASH_SECRET_LEN];
     rc = core->random(core, secret, sizeof(secret));
     if (rc) {
         rc = core->error(core, err, rc, "cannot draw the key-hash secret");
@@ -123,7 +131,7 @@ static int gcra_create(const pz_core *core, const pz_conf *conf, void **state, p
     }
     pz__rl_keys_init(&g->keys, secret);
     explicit_bzero(secret, sizeof(secret));
-    rc = pz__kt_init(&g->kt, 2, (size_t)g->s.c.max_keys, classify, g);
+    rc = pz__kt_init(&g->kt, GCRA_STRIDE, (size_t)g->s.c.max_keys, classify, g);
     if (rc) {
         rc = core->error(core, err, rc, "cannot allocate the key table");
         goto out;
@@ -150,52 +158,63 @@ static void gcra_destroy(void *state)
     free(g);
 }
 
+/* A key with no entry whose request passes: insert it with NEW_TAT. Off
+ * the hot path. */
+static __attribute__((noinline)) int allow_new(gcra *g, uint64_t fp, uint64_t new_tat, const pz_rl_request *req,
+                                               pz_rl_decision *out)
+{
+    uint64_t *e;
+    int rc = pz__kt_insert(&g->kt, fp, req->now_ns, &e);
+    if (rc) {
+        out->allowed = 0;
+        out->reason = PZ_RL_REASON_NOMEM;
+        return rc;
+    }
+    e[1] = new_tat;
+    return 0;
+}
+
 static int gcra_allow(void *state, const pz_rl_request *req, pz_rl_decision *out)
 {
     gcra *g = state;
     const gcra_settings *s = &g->s;
     int rc = 0;
     unsigned st = pz__rl_status(req);
+    uint64_t fp = pz__kt_fp(pz__rl_key_hash(&g->keys, s->c.key, req));
+    uint64_t *e = pz__kt_find_s(&g->kt, fp, GCRA_STRIDE);
     uint64_t t = s->t_u[st], tau = s->tau_u[st];
     uint64_t now_u = (req->now_ns < NOW_MAX ? req->now_ns : NOW_MAX) * SUB;
-    uint64_t fp = pz__kt_fp(pz__rl_key_hash(&g->keys, s->c.key, req));
-    uint64_t *e = pz__kt_find(&g->kt, fp);
     uint64_t tat = e && e[1] > now_u ? e[1] : now_u;
     uint32_t cost = req->cost ? req->cost : 1;
 
     out->retry_after_ns = 0;
-    out->limit = t ? (double)tau / (double)t : 0;
-    out->remaining = t ? (double)headroom(tat, now_u, tau) / (double)t : 0;
-    if (t == 0) {
+    out->limit = s->limit[st];
+    if (cost > s->max_cost[st]) {
+        /* T = 0 (factor 0) or cost * T > tau: never passes. */
         out->allowed = 0;
-        out->reason = PZ_RL_REASON_STATUS;
+        out->reason = t ? PZ_RL_REASON_COST : PZ_RL_REASON_STATUS;
+        out->remaining = t ? (double)headroom(tat, now_u, tau) / s->t_d[st] : 0;
         goto out;
     }
-    unsigned __int128 inc = (unsigned __int128)cost * t;
-    if (inc > tau) {
-        out->allowed = 0;
-        out->reason = PZ_RL_REASON_COST;
-        goto out;
-    }
-    uint64_t new_tat = tat + (uint64_t)inc;
+    uint64_t new_tat = tat + (uint64_t)cost * t; /* cost * T <= tau < 2^62 */
     if (new_tat > now_u + tau) {
         out->allowed = 0;
         out->reason = PZ_RL_REASON_LIMIT;
         out->retry_after_ns = (new_tat - tau - now_u + SUB - 1) / SUB;
+        out->remaining = (double)headroom(tat, now_u, tau) / s->t_d[st];
         goto out;
     }
-    if (!e) {
-        rc = pz__kt_insert(&g->kt, fp, req->now_ns, &e);
-        if (rc) {
-            out->allowed = 0;
-            out->reason = PZ_RL_REASON_NOMEM;
+    if (__builtin_expect(!e, 0)) {
+        out->remaining = (double)headroom(tat, now_u, tau) / s->t_d[st];
+        rc = allow_new(g, fp, new_tat, req, out);
+        if (rc)
             goto out;
-        }
+    } else {
+        e[1] = new_tat;
     }
-    e[1] = new_tat;
     out->allowed = 1;
     out->reason = 0;
-    out->remaining = (double)headroom(new_tat, now_u, tau) / (double)t;
+    out->remaining = (double)headroom(new_tat, now_u, tau) / s->t_d[st];
 out:
     return rc;
 }

@@ -38,6 +38,7 @@
 #define LEVEL_MASK (((uint64_t)1 << LEVEL_BITS) - 1)
 #define NS_PER_S 1000000000ULL
 #define MAX_SHIFT 32
+#define TB_STRIDE 3 /* words per entry */
 
 typedef struct tb_settings {
     pz_rl_common c;
@@ -45,9 +46,12 @@ typedef struct tb_settings {
     double rate;     /* tokens per second, before status factors */
     unsigned shift;  /* s: units per token = 1e9 << s */
     uint64_t unit;
-    uint64_t cap_u[PZ_RL_NSTATUS];  /* capacity in units, per status */
-    uint64_t rate_u[PZ_RL_NSTATUS]; /* units per nanosecond, per status */
-    double inv_rate[PZ_RL_NSTATUS]; /* 1 / rate_u (0 when rate_u is 0) */
+    double unit_d;   /* unit as a double */
+    uint64_t cap_u[PZ_RL_NSTATUS];    /* capacity in units, per status */
+    uint64_t rate_u[PZ_RL_NSTATUS];   /* units per nanosecond, per status */
+    uint64_t max_cost[PZ_RL_NSTATUS]; /* floor(cap_u / unit): largest cost that can ever pass */
+    double limit[PZ_RL_NSTATUS];      /* cap_u / unit, as reported */
+    double inv_rate[PZ_RL_NSTATUS];   /* 1 / rate_u (0 when rate_u is 0) */
 } tb_settings;
 
 typedef struct tb {
@@ -88,9 +92,12 @@ static int parse(const pz_core *core, const pz_conf *conf, tb_settings *s, pz_er
     if (s->shift > MAX_SHIFT)
         s->shift = MAX_SHIFT;
     s->unit = NS_PER_S << s->shift;
+    s->unit_d = (double)s->unit;
     for (int i = 0; i < PZ_RL_NSTATUS; i++) {
         double f = s->c.factor[i];
         s->cap_u[i] = (uint64_t)floor(s->capacity * f * (double)s->unit);
+        s->max_cost[i] = s->cap_u[i] / s->unit;
+        s->limit[i] = (double)s->cap_u[i] / (double)s->unit;
         double r = floor(s->rate * f * ldexp(1.0, (int)s->shift));
         if (r >= ldexp(1.0, 62)) {
             rc = core->error(core, err, PZ_ECONFIG,
@@ -130,20 +137,18 @@ static pz_kt_class classify(const uint64_t *e, uint64_t now, uint64_t *age, void
     return PZ_KT_LIVE;
 }
 
-/* Level of entry E at NOW for a status with capacity CAP and RATE. */
-static inline uint64_t refill(const uint64_t *e, uint64_t now, uint64_t cap, uint64_t rate)
+/* Level of entry E at NOW for a status with capacity CAP and RATE. Without
+ * branches on the entry (its load is the decision's cache miss) and without
+ * a division: a refill that reaches the room left is a full bucket (the
+ * 128-bit product cannot overflow). */
+static inline __attribute__((always_inline)) uint64_t level_at(const uint64_t *e, uint64_t now, uint64_t cap,
+                                                               uint64_t rate)
 {
-    uint64_t level = e[2] & LEVEL_MASK, last = e[1];
-    if (level >= cap)
-        return cap;
-    if (now > last) {
-        /* No division on the hot path: an overflowing product is full. */
-        uint64_t add;
-        if (__builtin_mul_overflow(now - last, rate, &add) || add >= cap - level)
-            return cap;
-        level += add;
-    }
-    return level;
+    uint64_t last = e[1], level = e[2] & LEVEL_MASK;
+    uint64_t dt = now > last ? now - last : 0;
+    uint64_t room = cap > level ? cap - level : 0;
+    unsigned __int128 add = (unsigned __int128)dt * rate;
+    return add >= room ? cap : level + (uint64_t)add;
 }
 
 static int tb_create(const pz_core *core, const pz_conf *conf, void **state, pz_err *err)
@@ -157,7 +162,7 @@ static int tb_create(const pz_core *core, const pz_conf *conf, void **state, pz_
     rc = parse(core, conf, &b->s, err);
     if (rc)
         goto out;
-    uint8_t secret[PZ_SIPHASH_KEY_LEN];
+    uint8_t secret[PZ_KHASH_SECRET_LEN];
     rc = core->random(core, secret, sizeof(secret));
     if (rc) {
         rc = core->error(core, err, rc, "cannot draw the key-hash secret");
@@ -165,7 +170,7 @@ static int tb_create(const pz_core *core, const pz_conf *conf, void **state, pz_
     }
     pz__rl_keys_init(&b->keys, secret);
     explicit_bzero(secret, sizeof(secret));
-    rc = pz__kt_init(&b->kt, 3, (size_t)b->s.c.max_keys, classify, b);
+    rc = pz__kt_init(&b->kt, TB_STRIDE, (size_t)b->s.c.max_keys, classify, b);
     if (rc) {
         rc = core->error(core, err, rc, "cannot allocate the bucket table");
         goto out;
@@ -192,53 +197,69 @@ static void tb_destroy(void *state)
     free(b);
 }
 
-static void fill_decision(pz_rl_decision *out, int allowed, int reason, uint64_t retry, uint64_t level,
-                          uint64_t cap, uint64_t unit)
+/* Spend REQ's cost from entry E, whose level at REQ's time is LEVEL, and
+ * fill OUT. Every decision, new key or known, ends here. */
+static inline __attribute__((always_inline)) void decide(const tb_settings *s, uint64_t *e, uint64_t level,
+                                                         unsigned st, const pz_rl_request *req,
+                                                         pz_rl_decision *out)
 {
+    uint32_t cost = req->cost ? req->cost : 1;
+    int allowed = 0, reason = 0;
+    uint64_t retry = 0;
+    if (__builtin_expect(cost <= s->max_cost[st], 1)) {
+        /* cost * unit <= cap < 2^61: no overflow. */
+        uint64_t need = (uint64_t)cost * s->unit;
+        if (__builtin_expect(need <= level, 1)) {
+            level -= need;
+            allowed = 1;
+        } else {
+            uint64_t rate = s->rate_u[st];
+            reason = PZ_RL_REASON_LIMIT;
+            retry = rate ? (need - level + rate - 1) / rate : 0;
+        }
+    } else {
+        reason = s->cap_u[st] == 0 ? PZ_RL_REASON_STATUS : PZ_RL_REASON_COST;
+    }
+    e[2] = level | (uint64_t)st << LEVEL_BITS;
     out->allowed = allowed;
-    out->reason = allowed ? 0 : reason;
+    out->reason = reason;
     out->retry_after_ns = retry;
-    out->remaining = (double)level / (double)unit;
-    out->limit = (double)cap / (double)unit;
+    out->remaining = (double)(int64_t)level / s->unit_d; /* level < 2^61 */
+    out->limit = s->limit[st];
+}
+
+/* A key with no entry: insert one, full, and decide. Off the hot path. */
+static __attribute__((noinline)) int allow_new(tb *b, uint64_t fp, unsigned st, const pz_rl_request *req,
+                                               pz_rl_decision *out)
+{
+    const tb_settings *s = &b->s;
+    uint64_t *e;
+    int rc = pz__kt_insert(&b->kt, fp, req->now_ns, &e);
+    if (rc) {
+        out->allowed = 0;
+        out->reason = PZ_RL_REASON_NOMEM;
+        out->retry_after_ns = 0;
+        out->remaining = 0;
+        out->limit = s->limit[st];
+        return rc;
+    }
+    e[1] = req->now_ns;
+    decide(s, e, s->cap_u[st], st, req, out); /* a new bucket starts full */
+    return 0;
 }
 
 static int tb_allow(void *state, const pz_rl_request *req, pz_rl_decision *out)
 {
     tb *b = state;
     const tb_settings *s = &b->s;
-    unsigned st = pz__rl_status(req);
-    uint64_t cap = s->cap_u[st], rate = s->rate_u[st], now = req->now_ns, level;
     uint64_t fp = pz__kt_fp(pz__rl_key_hash(&b->keys, s->c.key, req));
-    uint64_t *e = pz__kt_find(&b->kt, fp);
-    if (!e) {
-        int rc = pz__kt_insert(&b->kt, fp, now, &e);
-        if (rc) {
-            fill_decision(out, 0, PZ_RL_REASON_NOMEM, 0, 0, cap, s->unit);
-            return rc;
-        }
-        e[1] = now;
-        level = cap; /* a new bucket starts full */
-    } else {
-        level = refill(e, now, cap, rate);
-    }
-    if (now > e[1])
-        e[1] = now;
-
-    uint32_t cost = req->cost ? req->cost : 1;
-    uint64_t need;
-    if (cap == 0) {
-        fill_decision(out, 0, PZ_RL_REASON_STATUS, 0, level, cap, s->unit);
-    } else if (__builtin_mul_overflow((uint64_t)cost, s->unit, &need) || need > cap) {
-        fill_decision(out, 0, PZ_RL_REASON_COST, 0, level, cap, s->unit);
-    } else if (need > level) {
-        uint64_t missing = need - level;
-        uint64_t retry = rate ? (missing + rate - 1) / rate : 0;
-        fill_decision(out, 0, PZ_RL_REASON_LIMIT, retry, level, cap, s->unit);
-    } else {
-        level -= need;
-        fill_decision(out, 1, 0, 0, level, cap, s->unit);
-    }
-    e[2] = level | (uint64_t)st << LEVEL_BITS;
+    uint64_t *e = pz__kt_find_s(&b->kt, fp, TB_STRIDE);
+    unsigned st = pz__rl_status(req);
+    if (__builtin_expect(!e, 0))
+        return allow_new(b, fp, st, req, out);
+    uint64_t now = req->now_ns, level = level_at(e, now, s->cap_u[st], s->rate_u[st]);
+    e[1] = now > e[1] ? now : e[1]; /* time never runs backward for a bucket */
+    decide(s, e, level, st, req, out);
     return 0;
 }
 
@@ -257,7 +278,7 @@ static int tb_get_usage(void *state, const pz_rl_request *req, pz_rl_usage *out)
         return 0;
     }
     out->known = 1;
-    out->available = (double)refill(e, req->now_ns, cap, s->rate_u[st]) / (double)s->unit;
+    out->available = (double)level_at(e, req->now_ns, cap, s->rate_u[st]) / (double)s->unit;
     out->last_ns = e[1];
     return 0;
 }
