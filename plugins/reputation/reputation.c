@@ -32,6 +32,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <math.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -527,7 +528,9 @@ static uint64_t age(uint64_t now, uint64_t t)
     return now > t ? now - t : 0;
 }
 
-static int write_file(rep *r, const char *tmp, const char *path, pz_err *err)
+/* Write the state to TMP, then rename it over PATH. On failure the error
+ * ("FILE: STEP: REASON") goes to ERR and into WHY (WHY_LEN bytes). */
+static int write_file(rep *r, const char *tmp, const char *path, pz_err *err, char *why, size_t why_len)
 {
     const pz_core *core = r->core;
     int rc = 0, fd = -1, dfd = -1;
@@ -631,7 +634,8 @@ fail:
     if (!renamed)
         unlink(tmp);
     free(w);
-    return core->error(core, err, PZ_EIO, "%s: %s: %s", what, step, strerror(rc));
+    snprintf(why, why_len, "%s: %s: %s", what, step, strerror(rc));
+    return core->error(core, err, PZ_EIO, "%s", why);
 }
 
 typedef struct rbuf {
@@ -919,22 +923,44 @@ out:
 
 /* ---- provider ---------------------------------------------------------- */
 
-static int rep_flush(void *state, pz_err *err)
+/* Save the state when it changed; WHY (WHY_LEN bytes) gets the reason of
+ * a failure. The previous file stays until a save succeeds, and the state
+ * stays dirty, so the next save tries again. */
+static int save(rep *r, pz_err *err, char *why, size_t why_len)
 {
-    rep *r = state;
     int rc = 0;
     if (!r->data_dir || !r->dirty)
         return 0;
     char *path = join(r->data_dir, PZ_REP_FILE), *tmp = join(r->data_dir, PZ_REP_TMP_FILE);
-    if (!path || !tmp)
+    if (!path || !tmp) {
+        snprintf(why, why_len, "out of memory");
         rc = r->core->error(r->core, err, PZ_ENOMEM, "out of memory");
-    else
-        rc = write_file(r, tmp, path, err);
+    } else {
+        rc = write_file(r, tmp, path, err, why, why_len);
+    }
     if (!rc)
         r->dirty = 0;
     free(path);
     free(tmp);
     return rc;
+}
+
+static int rep_flush(void *state, pz_err *err)
+{
+    char why[PATH_MAX + 128];
+    return save(state, err, why, sizeof(why));
+}
+
+/* After a manual ban or unban: the change is in force in memory whatever
+ * the disk says, so a failed save (a full disk) is logged and not
+ * returned — the caller then acts on the ban (the core closes the peer's
+ * sessions) — and the next save tries again. */
+static void save_after(rep *r, const char *what, const char *target)
+{
+    char why[PATH_MAX + 128];
+    if (save(r, NULL, why, sizeof(why)) != 0)
+        r->core->log(r->core, PZ_LOG_WARNING, "%s %s is in force but not saved (the next save retries): %s", what,
+                     target, why);
 }
 
 static void rep_destroy(void *state)
@@ -1212,7 +1238,8 @@ static int rep_ban(void *state, const char *target, uint64_t duration_ns, uint64
         return r->core->error(r->core, err, PZ_ENOMEM, "ban %s: no room for another record (max_records %llu)",
                               target, (unsigned long long)r->max_records);
     ban_apply(r, x, duration_ns, now, NULL);
-    return rep_flush(r, err);
+    save_after(r, "ban of", target);
+    return 0;
 }
 
 static int rep_unban(void *state, const char *target, pz_err *err)
@@ -1235,7 +1262,8 @@ static int rep_unban(void *state, const char *target, pz_err *err)
     char who[PZ_NODE_ID_MAX + 16];
     describe(x, who, sizeof(who));
     r->core->log(r->core, PZ_LOG_NOTICE, "unbanned %s", who);
-    return rep_flush(r, err);
+    save_after(r, "unban of", target);
+    return 0;
 }
 
 /* ---- test hooks (reputation.h) ------------------------------------------ */

@@ -711,6 +711,41 @@ static void test_flush_errors(void **state)
     fx_free(&f);
 }
 
+/* A manual ban or unban that cannot be saved (here the directory is gone;
+ * in tests/integration/faults.sh a full disk) is in force and reported as
+ * done, so the core acts on it; the failure is logged with its reason and
+ * the next save writes the change. */
+static void test_ban_save_fails(void **state)
+{
+    (void)state;
+    char *dir = tmpdir(), *yaml = conf_with_dir(dir, NULL);
+    char *db = path_in(dir, PZ_REP_FILE);
+    fx f;
+    fx_new(&f, yaml);
+    uint64_t t = PZ_MOCK_MONOTONIC_START_NS;
+    rmtree(dir);
+    assert_int_equal(rp()->ban(f.st, "node-9", HOUR, t, pz_mock_err(f.m)), 0);
+    assert_true(pz_mock_log_contains(f.m, "ban of node-9 is in force but not saved"));
+    assert_true(pz_mock_log_contains(f.m, PZ_REP_TMP_FILE ": open: No such file or directory"));
+    assert_int_equal(status(&f, "node-9", t), PZ_STATUS_BLOCKED);
+    assert_int_equal(rp()->unban(f.st, "node-9", pz_mock_err(f.m)), 0);
+    assert_true(pz_mock_log_contains(f.m, "unban of node-9 is in force but not saved"));
+    assert_int_not_equal(status(&f, "node-9", t), PZ_STATUS_BLOCKED);
+    assert_int_equal(rp()->ban(f.st, "node-9", HOUR, t, pz_mock_err(f.m)), 0);
+    /* The disk is back: the next save writes what was not saved. */
+    assert_int_equal(g_mkdir(dir, 0700), 0);
+    assert_int_equal(rp()->flush(f.st, pz_mock_err(f.m)), 0);
+    assert_int_equal(access(db, F_OK), 0);
+    fx_free(&f);
+    fx_new(&f, yaml);
+    assert_int_equal(status(&f, "node-9", t), PZ_STATUS_BLOCKED);
+    fx_free(&f);
+    rmtree(dir);
+    g_free(db);
+    g_free(dir);
+    g_free(yaml);
+}
+
 /* ---- configuration ----------------------------------------------------- */
 
 static void test_config_errors(void **state)
@@ -784,6 +819,7 @@ int main(void)
         cmocka_unit_test(test_persist_across_restart),
         cmocka_unit_test(test_torn_files_never_load),
         cmocka_unit_test(test_flush_errors),
+        cmocka_unit_test(test_ban_save_fails),
         cmocka_unit_test(test_config_errors),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
