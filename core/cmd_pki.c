@@ -1,4 +1,5 @@
-/* core/cmd_pki.c — `prozsec ca init` and `prozsec cert issue|revoke|show|verify`. */
+/* core/cmd_pki.c — `prozsec ca init` and `prozsec cert
+ * issue|self-signed|revoke|show|verify`. */
 #include "config.h"
 
 #include <stdio.h>
@@ -125,6 +126,70 @@ static int cert_issue(int argc, char **argv)
     if (pz_cert_issue(&o, now_s(), &err) < 0)
         return fail("cert issue", &err);
     printf("issued node:%s (%s) in %s: node.crt, node.key (0600) and the node's signing and E2E keys\n", id, type, out);
+    return PZ_EXIT_OK;
+}
+
+/* ---- cert self-signed ---- */
+
+static void print_hex(const char *label, const uint8_t *b, size_t n)
+{
+    printf("%s", label);
+    for (size_t i = 0; i < n; i++)
+        printf("%02x", b[i]);
+    printf("\n");
+}
+
+static int cert_self_signed(int argc, char **argv)
+{
+    static char *id, *type, *out, *key, *country, *state, *locality;
+    static int days;
+    static gboolean force;
+    static const GOptionEntry entries[] = {
+        {"node-id", 'n', 0, G_OPTION_ARG_STRING, &id, "Node id: 1-64 of A-Z a-z 0-9 . _ -, not starting with . or -", "ID"},
+        {"node-type", 't', 0, G_OPTION_ARG_STRING, &type, "Node type: 1-32 of a-z 0-9 _ - (default validator)", "TYPE"},
+        {"out", 'o', 0, G_OPTION_ARG_FILENAME, &out, "Directory for node.crt, node.key and the node's keys", "DIR"},
+        {"key", 'k', 0, G_OPTION_ARG_STRING, &key, "TLS key: ecdsa-p384 (default), ecdsa-p521, rsa-3072, rsa-4096", "TYPE"},
+        {"days", 0, 0, G_OPTION_ARG_INT, &days, "Validity (default 365)", "N"},
+        {"country", 0, 0, G_OPTION_ARG_STRING, &country, "Country (C), two letters", "C"},
+        {"state", 0, 0, G_OPTION_ARG_STRING, &state, "State or province (ST)", "ST"},
+        {"locality", 0, 0, G_OPTION_ARG_STRING, &locality, "Locality (L)", "L"},
+        {"force", 'f', 0, G_OPTION_ARG_NONE, &force, "Replace existing node files in DIR", NULL},
+        {NULL, 0, 0, 0, NULL, NULL, NULL},
+    };
+    pz_err err;
+    pz_err_init(&err);
+    int rc = pz_cmd_parse("cert self-signed", NULL,
+                          "Make a self-signed node certificate and the node's TLS, signing and E2E keys,\n"
+                          "for nodes that pin each other's keys (the key-pin provider, tls verify:\n"
+                          "auth-chain) instead of trusting a CA. Prints the certificate's pin\n"
+                          "(spki_sha256, for a peer's key-pin pins or peer directory) and the public\n"
+                          "keys it carries.",
+                          entries, &argc, &argv);
+    if (rc || (rc = no_positional("cert self-signed", argc, argv)))
+        return rc;
+    if (!id || !out) {
+        pz_cmd_fail("cert self-signed: --node-id and --out are required");
+        return PZ_EXIT_USAGE;
+    }
+    pz_cert_issue_opts o = {.node_id = id, .node_type = type ? type : "validator", .out_dir = out,
+                            .country = country, .state = state, .locality = locality, .force = force};
+    if ((rc = parse_days("--days", days, &o.days)))
+        return rc;
+    if (key) {
+        if (pz_pki_key_parse(key, &o.key, &err) < 0)
+            return fail("cert self-signed: --key", &err);
+        o.key_set = 1;
+    }
+    uint8_t spki[32], sign_pub[32], e2e_pub[32];
+    if (pz_cert_self_sign(&o, now_s(), spki, sign_pub, e2e_pub, &err) < 0)
+        return fail("cert self-signed", &err);
+    char *b64 = g_base64_encode(spki, sizeof(spki));
+    printf("self-signed node:%s (%s) in %s: node.crt, node.key (0600) and the node's signing and E2E keys\n", id,
+           o.node_type, out);
+    printf("spki_sha256: sha256//%s\n", b64);
+    print_hex("sign_pub: ", sign_pub, sizeof(sign_pub));
+    print_hex("e2e_pub: ", e2e_pub, sizeof(e2e_pub));
+    g_free(b64);
     return PZ_EXIT_OK;
 }
 
@@ -298,6 +363,7 @@ static const pz_cmd ca_cmds[] = {
 
 static const pz_cmd cert_cmds[] = {
     {"issue", "issue a node certificate and generate the node's keys", cert_issue},
+    {"self-signed", "make a self-signed node certificate (key pinning, no CA) and print its pin", cert_self_signed},
     {"revoke", "revoke a certificate (adds it to the CA's CRL)", cert_revoke},
     {"show", "print a certificate's identity, validity, key and embedded keys", cert_show},
     {"verify", "validate a certificate as the node services do", cert_verify},

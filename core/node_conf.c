@@ -1,6 +1,8 @@
 /* core/node_conf.c — the node's own configuration sections: `peers` (the
- * address book for outbound calls), `rpc`, `e2e` and `metrics`. Every key
- * is documented in docs/configuration.md. */
+ * address book for outbound calls), `rpc`, `e2e` and `metrics`, and the
+ * checks across sections the node relies on (a tls transport with `verify:
+ * auth-chain` needs an auth provider that vouches for keys). Every key is
+ * documented in docs/configuration.md. */
 #include "config.h"
 
 #include <string.h>
@@ -188,10 +190,74 @@ static int read_metrics(const pz_conf *root, node_conf *nc, pz_err *err)
     return fail ? PZ_ECONFIG : 0;
 }
 
+/* Auth providers that can vouch for a peer by a key they know, with no
+ * CA: what `verify: auth-chain` of the tls transport relies on. */
+static const char *const key_vouchers[] = {"key-pin", NULL};
+
+static int is_key_voucher(const char *provider)
+{
+    for (size_t i = 0; provider && key_vouchers[i]; i++)
+        if (!strcmp(provider, key_vouchers[i]))
+            return 1;
+    return 0;
+}
+
+/* 1 when the `auth` section names a provider that can vouch for a key: in
+ * auth.chain, or auth.default_provider when there is no chain. */
+static int auth_has_key_voucher(const pz_conf *root)
+{
+    const pz_conf *chain = pz_conf_child(root, "auth.chain");
+    if (chain && pz_conf_kind(chain) == PZ_CONF_NODE_LIST && pz_conf_len(chain) > 0) {
+        for (size_t i = 0; i < pz_conf_len(chain); i++) {
+            const pz_conf *e = pz_conf_at(chain, i, NULL);
+            const pz_conf *p = pz_conf_kind(e) == PZ_CONF_NODE_MAP ? pz_conf_child(e, "provider") : NULL;
+            if (p && is_key_voucher(pz_conf_scalar(p)))
+                return 1;
+        }
+        return 0;
+    }
+    const pz_conf *def = pz_conf_child(root, "auth.default_provider");
+    return def && is_key_voucher(pz_conf_scalar(def));
+}
+
+/* A tls transport with `verify: auth-chain` lets certificates no CA
+ * vouches for through to the auth chain; cert-auth refuses those, so
+ * without a provider that vouches for keys every such peer would be
+ * refused (or, worse, a third-party provider might trust the unvalidated
+ * names). Refuse the configuration at check time instead. */
+static int check_verify_modes(const pz_conf *root, pz_err *err)
+{
+    int rc = 0;
+    const pz_conf *list = pz_conf_child(root, "transports");
+    if (!list || pz_conf_kind(list) != PZ_CONF_NODE_LIST)
+        return 0;
+    for (size_t i = 0; i < pz_conf_len(list); i++) {
+        const pz_conf *e = pz_conf_at(list, i, NULL);
+        if (pz_conf_kind(e) != PZ_CONF_NODE_MAP)
+            continue;
+        const pz_conf *prov = pz_conf_child(e, "provider");
+        if (!prov || !pz_conf_scalar(prov) || strcmp(pz_conf_scalar(prov), "tls"))
+            continue; /* only the tls plugin's `verify` means this */
+        const pz_conf *conf = pz_conf_child(e, "config");
+        const pz_conf *verify = conf && pz_conf_kind(conf) == PZ_CONF_NODE_MAP ? pz_conf_child(conf, "verify") : NULL;
+        const char *v = verify ? pz_conf_scalar(verify) : NULL;
+        if (!v || strcmp(v, "auth-chain"))
+            continue;
+        if (!auth_has_key_voucher(root))
+            rc = pz_conf_error(verify, err,
+                               "auth-chain leaves peer certificates no CA vouches for to the auth chain, but no "
+                               "provider in auth can vouch for a key: add key-pin to auth.chain (cert-auth refuses "
+                               "chains the transport did not validate), or use verify: ca");
+    }
+    return rc;
+}
+
 int node_conf_load(pz_node *node, const pz_conf *root, node_conf *out, pz_err *err)
 {
     memset(out, 0, sizeof(*out));
     int fail = 0;
+    if (check_verify_modes(root, err) < 0)
+        fail = 1;
     if (read_peers(root, out, err) < 0)
         fail = 1;
     if (read_rpc(node, root, out, err) < 0)

@@ -12,6 +12,7 @@
 
 #include <glib.h>
 #include <glib/gstdio.h>
+#include <gnutls/abstract.h>
 #include <gnutls/crypto.h>
 #include <gnutls/gnutls.h>
 #include <gnutls/x509.h>
@@ -684,10 +685,12 @@ out:
 
 /* ---- node certificates -------------------------------------------------- */
 
-static int issue_opts_check(const pz_cert_issue_opts *o, pz_err *err)
+/* Check O; NEED_CA: for pz_cert_issue (self-signing needs no CA). */
+static int issue_opts_check(const pz_cert_issue_opts *o, int need_ca, pz_err *err)
 {
-    if (!o || !o->ca_dir || !o->out_dir || !*o->ca_dir || !*o->out_dir)
-        return pz_err_set(err, PZ_EINVAL, "cert issue: --ca and --out are required");
+    if (!o || !o->out_dir || !*o->out_dir || (need_ca && (!o->ca_dir || !*o->ca_dir)))
+        return pz_err_set(err, PZ_EINVAL, need_ca ? "cert issue: --ca and --out are required"
+                                                   : "cert self-signed: --out is required");
     if (!pz_node_id_valid(o->node_id))
         return pz_err_set(err, PZ_EINVAL,
                           "--node-id \"%s\": expected 1..64 characters of A-Z a-z 0-9 . _ -, not starting with . or -",
@@ -708,24 +711,39 @@ static int issue_opts_check(const pz_cert_issue_opts *o, pz_err *err)
     return 0;
 }
 
-int pz_cert_issue(const pz_cert_issue_opts *o, uint64_t now_s, pz_err *err)
+/* The SHA-256 of KEY's SubjectPublicKeyInfo (DER) into OUT: key-pin's pin. */
+static int spki_sha256(gnutls_x509_crt_t crt, uint8_t out[32], pz_err *err)
 {
     int rc = 0;
-    gnutls_x509_crt_t ca = NULL, crt = NULL;
-    gnutls_x509_privkey_t cakey = NULL, key = NULL;
+    gnutls_pubkey_t pub = NULL;
+    gnutls_datum_t der = {NULL, 0};
+    if (gnutls_pubkey_init(&pub) < 0)
+        return pz_err_set(err, PZ_ENOMEM, "out of memory");
+    if (gnutls_pubkey_import_x509(pub, crt, 0) < 0 || gnutls_pubkey_export2(pub, GNUTLS_X509_FMT_DER, &der) < 0 ||
+        gnutls_hash_fast(GNUTLS_DIG_SHA256, der.data, der.size, out) < 0)
+        rc = pz_err_set(err, PZ_ECRYPTO, "cannot hash the certificate's public key");
+    gnutls_free(der.data);
+    gnutls_pubkey_deinit(pub);
+    return rc;
+}
+
+/* Generate the node's keys and a node certificate per O into O->out_dir,
+ * signed by CA/CAKEY, or by its own key when CA is NULL (self-signed, for
+ * key-pin without a CA). ORG is the subject's O. SPKI, SIGN_PUB and E2E_PUB
+ * (may be NULL) receive the pin and the embedded public keys. */
+static int node_cert_write(const pz_cert_issue_opts *o, uint64_t now_s, pz_pki_key kt, unsigned days, const char *org,
+                           gnutls_x509_crt_t ca, gnutls_x509_privkey_t cakey, uint8_t *spki, uint8_t *sign_out,
+                           uint8_t *e2e_out, pz_err *err)
+{
+    int rc = 0;
+    gnutls_x509_crt_t crt = NULL;
+    gnutls_x509_privkey_t key = NULL;
     gnutls_datum_t key_pem = {NULL, 0}, crt_pem = {NULL, 0};
     stage st = {NULL, NULL};
-    ca_settings s;
     int64_t now = (int64_t)now_s;
     uint8_t sign_pub[32], e2e_pub[32];
     char *cn = NULL, *ou = NULL, *dns = NULL, *uri = NULL;
 
-    if ((rc = issue_opts_check(o, err)) < 0)
-        return rc;
-    if ((rc = settings_load(o->ca_dir, &s, err)) < 0 || (rc = ca_load(o->ca_dir, &ca, &cakey, err)) < 0)
-        goto out;
-    pz_pki_key kt = o->key_set ? o->key : s.node_key;
-    unsigned days = o->days ? o->days : s.node_days;
     if (!o->force) {
         static const char *const files[] = {"node.crt", "node.key"};
         for (size_t i = 0; i < G_N_ELEMENTS(files); i++) {
@@ -755,9 +773,6 @@ int pz_cert_issue(const pz_cert_issue_opts *o, uint64_t now_s, pz_err *err)
     GCHECK(gnutls_x509_crt_set_serial(crt, serial, serial_len), "serial");
     GCHECK(gnutls_x509_crt_set_key(crt, key), "public key");
 
-    char org[65];
-    if (pz__certval_subject_attr(ca, GNUTLS_OID_X520_ORGANIZATION_NAME, org, sizeof(org)) != 0)
-        g_strlcpy(org, s.org, sizeof(org));
     cn = g_strconcat(PZ_NODE_CN_PREFIX, o->node_id, NULL);
     ou = g_strconcat(o->node_type, PZ_NODE_OU_SUFFIX, NULL);
     dns = g_strconcat(o->node_id, PZ_NODE_DNS_SUFFIX, NULL);
@@ -783,12 +798,17 @@ int pz_cert_issue(const pz_cert_issue_opts *o, uint64_t now_s, pz_err *err)
     GCHECK(gnutls_x509_privkey_get_key_id(key, GNUTLS_KEYID_USE_SHA1, kid, &kid_len), "key id");
     GCHECK(gnutls_x509_crt_set_subject_key_id(crt, kid, kid_len), "subject key id");
     sz = sizeof(buf);
-    if (gnutls_x509_crt_get_subject_key_id(ca, buf, &sz, NULL) >= 0)
+    if (ca && gnutls_x509_crt_get_subject_key_id(ca, buf, &sz, NULL) >= 0)
         GCHECK(gnutls_x509_crt_set_authority_key_id(crt, buf, sz), "authority key id");
     uint8_t ext[PZ_NODE_KEYS_EXT_LEN];
     pz_node_keys_ext_encode(sign_pub, e2e_pub, ext);
     GCHECK(gnutls_x509_crt_set_extension_by_oid(crt, PZ_NODE_KEYS_OID, ext, sizeof(ext), 0), "node-keys extension");
-    GCHECK(gnutls_x509_crt_sign2(crt, ca, cakey, signer_digest(cakey), 0), "signing the node certificate");
+    if (ca)
+        GCHECK(gnutls_x509_crt_sign2(crt, ca, cakey, signer_digest(cakey), 0), "signing the node certificate");
+    else
+        GCHECK(gnutls_x509_crt_sign2(crt, crt, key, signer_digest(key), 0), "self-signing the node certificate");
+    if (spki && (rc = spki_sha256(crt, spki, err)) < 0)
+        goto out;
 
     if ((rc = crt_export_pem(crt, &crt_pem, err)) < 0 || (rc = export_key_pem(key, &key_pem, err)) < 0)
         goto out;
@@ -796,6 +816,10 @@ int pz_cert_issue(const pz_cert_issue_opts *o, uint64_t now_s, pz_err *err)
         (rc = stage_write(&st, "node.crt", crt_pem.data, crt_pem.size, 0644, err)) < 0)
         goto out;
     rc = stage_commit(&st, o->force, err);
+    if (rc == 0 && sign_out)
+        memcpy(sign_out, sign_pub, 32);
+    if (rc == 0 && e2e_out)
+        memcpy(e2e_out, e2e_pub, 32);
 out:
     stage_discard(&st);
     wipe_free(&key_pem);
@@ -810,11 +834,42 @@ out:
         gnutls_x509_crt_deinit(crt);
     if (key)
         gnutls_x509_privkey_deinit(key);
+    return rc;
+}
+
+int pz_cert_issue(const pz_cert_issue_opts *o, uint64_t now_s, pz_err *err)
+{
+    int rc = 0;
+    gnutls_x509_crt_t ca = NULL;
+    gnutls_x509_privkey_t cakey = NULL;
+    ca_settings s;
+
+    if ((rc = issue_opts_check(o, 1, err)) < 0)
+        return rc;
+    if ((rc = settings_load(o->ca_dir, &s, err)) < 0 || (rc = ca_load(o->ca_dir, &ca, &cakey, err)) < 0)
+        goto out;
+    char org[65];
+    if (pz__certval_subject_attr(ca, GNUTLS_OID_X520_ORGANIZATION_NAME, org, sizeof(org)) != 0)
+        g_strlcpy(org, s.org, sizeof(org));
+    rc = node_cert_write(o, now_s, o->key_set ? o->key : s.node_key, o->days ? o->days : s.node_days, org, ca, cakey,
+                         NULL, NULL, NULL, err);
+out:
     if (ca)
         gnutls_x509_crt_deinit(ca);
     if (cakey)
         gnutls_x509_privkey_deinit(cakey);
     return rc;
+}
+
+int pz_cert_self_sign(const pz_cert_issue_opts *o, uint64_t now_s, uint8_t spki_sha256_out[32],
+                      uint8_t sign_pub[32], uint8_t e2e_pub[32], pz_err *err)
+{
+    int rc = issue_opts_check(o, 0, err);
+    if (rc < 0)
+        return rc;
+    return node_cert_write(o, now_s, o->key_set ? o->key : PZ_PKI_KEY_ECDSA_P384,
+                           o->days ? o->days : PKI_DEFAULT_NODE_DAYS, PKI_DEFAULT_ORG, NULL, NULL, spki_sha256_out,
+                           sign_pub, e2e_pub, err);
 }
 
 int pz_cert_load_der(const char *path, uint8_t **der, size_t *len, pz_err *err)

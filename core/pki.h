@@ -1,4 +1,5 @@
-/* core/pki.h — the node PKI: CA creation, node certificate issuance,
+/* core/pki.h — the node PKI: CA creation, node certificate issuance (and
+ * self-signed node certificates for key pinning without a CA),
  * revocation, and reading a node certificate's identity and embedded keys.
  *
  * Layout of a CA directory (see docs/pki.md): ca.crt, ca.key (0600),
@@ -101,6 +102,18 @@ typedef struct pz_cert_issue_opts {
  * Returns 0, PZ_EINVAL, PZ_ENOENT (no CA), PZ_EEXIST (a node file exists and
  * !force), PZ_EIO, PZ_ECRYPTO or PZ_ENOMEM; on error nothing was written. */
 int pz_cert_issue(const pz_cert_issue_opts *o, uint64_t now_s, pz_err *err);
+
+/* Make a self-signed node certificate in O->out_dir, for peers that pin
+ * its key (key-pin) instead of trusting a CA: node.crt, node.key (0600)
+ * and the node's Ed25519/X25519 key files, with exactly the fields of
+ * pz_cert_issue (O->ca_dir is ignored; O "ProzChain"; the key is O->key
+ * when key_set, else ECDSA P-384; validity O->days, else 365) but signed by
+ * its own key. SPKI_SHA256 receives the SHA-256 of its
+ * SubjectPublicKeyInfo (the pin: "sha256//" + base64), SIGN_PUB and
+ * E2E_PUB the public keys embedded in it (each may be NULL). Returns as
+ * pz_cert_issue, without PZ_ENOENT; on error nothing was written. */
+int pz_cert_self_sign(const pz_cert_issue_opts *o, uint64_t now_s, uint8_t spki_sha256[32], uint8_t sign_pub[32],
+                      uint8_t e2e_pub[32], pz_err *err);
 
 /* Add the certificate in CERT_PATH (PEM or DER; must be issued by the CA
  * in CA_DIR) to CA_DIR/ca.crl, bump the CRL number and re-sign; ca.crl and

@@ -1122,7 +1122,7 @@ static void test_examples(void **state)
                               .uid = 1000, .gid = 1000, .pid = 4242};
     assert_int_equal(pz_authchain_authenticate(dm.chain, &uc, 0, &res), 0);
     assert_true(res.allowed);
-    assert_string_equal(res.id.node_id, "local-1000");
+    assert_string_equal(res.id.node_id, "validator-1"); /* the node itself: the local tool signs as it */
     demo_authz(&dm, &res, "sys.shutdown", 1);
     uc.uid = uc.gid = 1001;
     uc.pid = 4343;
