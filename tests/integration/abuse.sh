@@ -263,6 +263,16 @@ if run call-flood --as flood --as-dir "$W/flood" --src 127.0.5.1 --max-calls 200
 fi
 
 kill -0 "$daemon_pid" 2>/dev/null && ok "prozsecd still running" || fail "prozsecd still running"
+# A clean stop: exit 0 and, in sanitizer builds, no report in its log.
+kill "$daemon_pid"
+i=0
+while kill -0 "$daemon_pid" 2>/dev/null && [ $i -lt 100 ]; do sleep 0.1; i=$((i + 1)); done
+wait "$daemon_pid"; st=$?
+daemon_pid=""
+check "prozsecd stopped cleanly on SIGTERM (status $st)" "$st" -eq 0
+if grep -q "Sanitizer\|runtime error" "$W/node-1.log"; then
+    fail "sanitizer report in the daemon's log"; grep -A20 "Sanitizer\|runtime error" "$W/node-1.log" | sed 's/^/#   /'
+fi
 echo "# $fails failed, $xfails expected failures"
 [ "$fails" -eq 0 ] || { sed 's/^/# log: /' "$W/node-1.log" | tail -n 40; exit 1; }
 exit 0

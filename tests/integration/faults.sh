@@ -346,6 +346,13 @@ else
     fail "disk full: start under the shim"; sed 's/^/#   /' "$W/enospc.log"
 fi
 
+# Sanitizer builds: no report in any daemon's log (killed ones excepted,
+# they never reach their exit checks).
+for f in "$W"/*.log; do
+    if grep -q "Sanitizer\|runtime error" "$f"; then
+        fail "sanitizer report in $(basename "$f")"; grep -A20 "Sanitizer\|runtime error" "$f" | sed 's/^/#   /'
+    fi
+done
 echo "# $fails failed, $xfails expected failures"
 [ "$fails" -eq 0 ] || exit 1
 exit 0
