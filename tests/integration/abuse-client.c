@@ -25,6 +25,7 @@
  *   ban-check       after a restart: every ban and unban a ban-storm had
  *                   acknowledged (--start, --count, --unbans) is in force
  *   peer-info       status, score and last adjustments of --as (admin.peers)
+ *   bind-check      whether a socket can be bound to --src
  *
  * Every scenario is bounded in count and time, closes what it opens and
  * prints one line "ABUSE <scenario> key=value ..." (values with spaces are
@@ -1589,6 +1590,25 @@ static int scenario_ban_check(void)
 }
 
 /* ------------------------------------------------------------------------ */
+/* bind-check: can sockets be bound to --src (other 127/8 addresses)?        */
+
+static int scenario_bind_check(void)
+{
+    struct sockaddr_in me;
+    memset(&me, 0, sizeof(me));
+    me.sin_family = AF_INET;
+    if (inet_pton(AF_INET, o_src, &me.sin_addr) != 1)
+        die_usage("--src: expected an IPv4 address");
+    int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    int ok = fd >= 0 && bind(fd, (struct sockaddr *)&me, sizeof(me)) == 0;
+    if (fd >= 0)
+        close(fd);
+    kv("src", "%s", o_src);
+    kv("bindable", "%d", ok);
+    return ok ? 0 : 1;
+}
+
+/* ------------------------------------------------------------------------ */
 /* peer-info: what the daemon remembers of --as (admin.peers {node_id})      */
 
 static int scenario_peer_info(void)
@@ -1646,6 +1666,7 @@ int main(int argc, char **argv)
         {"call-flood", scenario_call_flood},
         {"ban-storm", scenario_ban_storm},
         {"ban-check", scenario_ban_check},
+        {"bind-check", scenario_bind_check},
         {"peer-info", scenario_peer_info},
     };
     GOptionContext *ctx = g_option_context_new("SCENARIO");

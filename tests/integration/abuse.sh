@@ -64,7 +64,10 @@ val() {
 }
 
 # Abusive clients bind to other loopback addresses: skip where that fails.
-if ! "$AC" --help >/dev/null 2>&1; then echo "ERROR: abuse-client does not run"; exit 99; fi
+if ! "$AC" bind-check --src 127.0.1.2 >/dev/null 2>&1; then
+    echo "SKIP: cannot bind to 127.0.1.2 (abusive clients need addresses of 127.0.0.0/8 other than 127.0.0.1)"
+    exit 77
+fi
 
 # --- PKI and configuration ---------------------------------------------------
 W="$work"
