@@ -2,8 +2,11 @@
  * as a table over every control flag x answer for chains of one and two
  * providers, properties over every chain of three, identity merging and
  * conflicts, the outbound node id check, peer-directory completion,
- * behaviour events and failure counts, and building chains from
- * configuration (a provider that cannot be loaded stops start-up). */
+ * behaviour events and failure counts, building chains from
+ * configuration (a provider that cannot be loaded stops start-up), tokens
+ * of the credentials frame (to the providers of their method; the frame
+ * this node sends), the verify: auth-chain configuration check, and the
+ * example configurations. */
 #include "config.h"
 
 #include <glib.h>
@@ -28,6 +31,7 @@
 #include "err.h"
 #include "identity.h"
 #include "loader.h"
+#include "node_priv.h"
 #include "settings.h"
 
 /* ------------------------------------------------------------------------ */
@@ -871,6 +875,209 @@ static void test_from_conf_good(void **state)
 }
 
 /* ------------------------------------------------------------------------ */
+/* Tokens of the credentials frame (core/credframe.h): routing to the
+ * providers of their method, and the frame this node sends. */
+
+typedef struct tokp {
+    const char *const *methods; /* NULL-terminated */
+    int gen_rc;                 /* generate_credentials: 0 makes a token */
+    size_t gen_need;            /* its size (0: 6 bytes) */
+    int gen_calls;
+    char seen[64];              /* the token authenticate_peer saw, as text ("" none) */
+} tokp;
+
+static int tok_authenticate(void *state, const pz_auth_credentials *cred, pz_auth_result *out, pz_err *err)
+{
+    tokp *t = state;
+    (void)err;
+    g_snprintf(t->seen, sizeof(t->seen), "%.*s", cred->token ? (int)cred->token_len : 0,
+               cred->token ? (const char *)cred->token : "");
+    out->verdict = PZ_AUTH_ABSTAIN;
+    return 0;
+}
+
+static int tok_generate(void *state, const uint8_t *cb, size_t cb_len, uint8_t *buf, size_t *len, pz_err *err)
+{
+    tokp *t = state;
+    t->gen_calls++;
+    if (t->gen_rc)
+        return pz_err_set(err, t->gen_rc, "tokp: cannot (%d)", t->gen_rc);
+    size_t need = t->gen_need ? t->gen_need : 6;
+    if (*len < need) {
+        *len = need;
+        return PZ_ERANGE;
+    }
+    memset(buf, 'z', need);
+    /* "<first method>:<first binding byte>" so the test sees both. */
+    int n = g_snprintf((char *)buf, need, "%s:%c", t->methods[0], cb && cb_len ? (char)cb[0] : '-');
+    *len = need < (size_t)n ? need : (size_t)n;
+    return 0;
+}
+
+static const char *const *tok_methods(void *state)
+{
+    return ((tokp *)state)->methods;
+}
+
+static const pz_auth_provider tok_table = {
+    .struct_size = sizeof(pz_auth_provider),
+    .authenticate_peer = tok_authenticate,
+    .generate_credentials = tok_generate,
+    .supported_methods = tok_methods,
+};
+
+static void test_frame_tokens(void **state)
+{
+    (void)state;
+    static const char *const m_psk[] = {"psk", NULL}, *const m_other_psk[] = {"other", "psk", NULL},
+                             *const m_cert[] = {"certificate", NULL}, *const m_x[] = {"x", NULL};
+    tokp a = {.methods = m_psk}, b = {.methods = m_other_psk}, c = {.methods = m_cert}, d = {.methods = m_x};
+    pz_authchain *chain = NULL;
+    assert_int_equal(pz_authchain_new(&chain, NULL), 0);
+    assert_int_equal(pz_authchain_add(chain, "a", &tok_table, &a, PZ_AUTH_OPTIONAL, NULL), 0);
+    assert_int_equal(pz_authchain_add(chain, "b", &tok_table, &b, PZ_AUTH_OPTIONAL, NULL), 0);
+    assert_int_equal(pz_authchain_add(chain, "c", &tok_table, &c, PZ_AUTH_OPTIONAL, NULL), 0);
+    assert_int_equal(pz_authchain_add(chain, "d", &tok_table, &d, PZ_AUTH_OPTIONAL, NULL), 0);
+
+    pz_credframe f = {.n = 2};
+    g_strlcpy(f.e[0].method, "psk", sizeof(f.e[0].method));
+    f.e[0].data = (const uint8_t *)"P-token";
+    f.e[0].len = 7;
+    g_strlcpy(f.e[1].method, "other", sizeof(f.e[1].method));
+    f.e[1].data = (const uint8_t *)"O-token";
+    f.e[1].len = 7;
+    pz_auth_credentials cr = creds();
+    cr.token = (const uint8_t *)"T";
+    cr.token_len = 1;
+    pz_authchain_result res;
+    assert_int_equal(pz_authchain_authenticate_frame(chain, &cr, &f, 0, &res), 0);
+    assert_false(res.allowed);
+    assert_string_equal(a.seen, "P-token");
+    assert_string_equal(b.seen, "P-token"); /* the frame's first token it handles */
+    assert_string_equal(c.seen, "T");       /* nothing for "certificate": the transport's own */
+    assert_string_equal(d.seen, "T");
+    /* Without a frame (pz_authchain_authenticate): the transport's token. */
+    assert_int_equal(pz_authchain_authenticate(chain, &cr, 0, &res), 0);
+    assert_string_equal(a.seen, "T");
+    cr.token = NULL;
+    cr.token_len = 0;
+    assert_int_equal(pz_authchain_authenticate_frame(chain, &cr, &f, 0, &res), 0);
+    assert_string_equal(c.seen, "");
+    assert_string_equal(b.seen, "P-token");
+    f.n = 1;
+    f.e[0] = f.e[1]; /* only "other" */
+    assert_int_equal(pz_authchain_authenticate_frame(chain, &cr, &f, 0, &res), 0);
+    assert_string_equal(a.seen, "");
+    assert_string_equal(b.seen, "O-token");
+    pz_authchain_free(chain);
+}
+
+static void test_credentials_frame(void **state)
+{
+    (void)state;
+    static const char *const m_psk[] = {"psk", NULL}, *const m_cert[] = {"certificate", NULL},
+                             *const m_pin_then[] = {"key-pin", "psk2", NULL}, *const m_none[] = {"nothing", NULL},
+                             *const m_err[] = {"err", NULL}, *const m_big[] = {"big", NULL},
+                             *const m_bad[] = {"Bad Name", NULL};
+    tokp a = {.methods = m_psk}, b = {.methods = m_cert}, c = {.methods = m_pin_then}, d = {.methods = m_psk},
+        e = {.methods = m_none, .gen_rc = PZ_ENOTSUP}, g = {.methods = m_err, .gen_rc = PZ_EINVAL},
+        h = {.methods = m_big, .gen_need = 2000}, k = {.methods = m_bad};
+    tokp *all[] = {&a, &b, &c, &d, &e, &g, &h, &k};
+    pz_authchain *chain = NULL;
+    assert_int_equal(pz_authchain_new(&chain, NULL), 0);
+    for (size_t i = 0; i < G_N_ELEMENTS(all); i++) {
+        char name[8];
+        g_snprintf(name, sizeof(name), "p%zu", i);
+        assert_int_equal(pz_authchain_add(chain, name, &tok_table, all[i], PZ_AUTH_OPTIONAL, NULL), 0);
+    }
+    uint8_t cb[32];
+    memset(cb, 'Q', sizeof(cb));
+    uint8_t buf[PZ_CREDFRAME_HDR + PZ_CREDFRAME_MAX];
+    size_t len = 0, n = 0;
+    assert_int_equal(pz_authchain_credentials_frame(chain, cb, sizeof(cb), buf, sizeof(buf), &len, &n), 0);
+    assert_int_equal(n, 2);
+    pz_credframe f;
+    char why[160];
+    assert_int_equal(pz_credframe_decode(buf + 4, len - 4, &f, why, sizeof(why)), 0);
+    assert_int_equal(f.n, 2);
+    assert_string_equal(f.e[0].method, "psk");
+    assert_int_equal(f.e[0].len, 5);
+    assert_memory_equal(f.e[0].data, "psk:Q", 5); /* bound to the binding given */
+    assert_string_equal(f.e[1].method, "psk2"); /* key-pin travels in the handshake */
+    assert_memory_equal(f.e[1].data, "key-p", 5);
+    assert_int_equal(b.gen_calls, 0); /* "certificate": never asked */
+    assert_int_equal(d.gen_calls, 0); /* "psk" already in the frame */
+    assert_int_equal(k.gen_calls, 0); /* not a method name the frame can carry */
+    assert_int_equal(e.gen_calls, 1);
+    assert_int_equal(g.gen_calls, 1);
+    assert_int_equal(h.gen_calls, 1);
+    assert_true(log_contains("p6: its big credentials do not fit in the credentials frame"));
+    assert_true(log_contains("p5 presents no err token on this connection: tokp: cannot"));
+    /* No binding (unix): the providers are asked with none. */
+    assert_int_equal(pz_authchain_credentials_frame(chain, NULL, 0, buf, sizeof(buf), &len, NULL), 0);
+    assert_int_equal(pz_credframe_decode(buf + 4, len - 4, &f, why, sizeof(why)), 0);
+    assert_memory_equal(f.e[0].data, "psk:-", 5);
+    /* Too small a buffer; no chain. */
+    assert_int_equal(pz_authchain_credentials_frame(chain, cb, 32, buf, 12, &len, &n), PZ_ERANGE);
+    assert_int_equal(pz_authchain_credentials_frame(NULL, cb, 32, buf, sizeof(buf), &len, &n), PZ_EINVAL);
+    pz_authchain_free(chain);
+    /* An empty chain sends an empty frame. */
+    assert_int_equal(pz_authchain_new(&chain, NULL), 0);
+    assert_int_equal(pz_authchain_credentials_frame(chain, cb, 32, buf, sizeof(buf), &len, &n), 0);
+    assert_int_equal(len, 10);
+    assert_int_equal(n, 0);
+    pz_authchain_free(chain);
+}
+
+/* A tls transport with verify: auth-chain needs a provider that vouches
+ * for keys (key-pin): node_conf_load (run by `prozsec config check` and at
+ * start) refuses the file otherwise, at the `verify` value. */
+static void test_verify_needs_key_voucher(void **state)
+{
+    (void)state;
+    static const struct {
+        const char *auth;
+        const char *verify;
+        const char *transport;
+        int ok;
+    } cases[] = {
+        {"auth:\n  chain:\n    - {provider: cert-auth, control: required}\n", "auth-chain", "tls", 0},
+        {"auth:\n  default_provider: cert-auth\n", "auth-chain", "tls", 0},
+        {"auth:\n  default_provider: psk-token\n", "auth-chain", "tls", 0},
+        {"auth:\n  chain: []\n  default_provider: key-pin\n", "auth-chain", "tls", 1},
+        {"auth:\n  chain:\n    - {provider: cert-auth, control: sufficient}\n"
+         "    - {provider: key-pin, control: sufficient}\n",
+         "auth-chain", "tls", 1},
+        {"auth:\n  default_provider: key-pin\n  chain:\n    - {provider: cert-auth, control: required}\n",
+         "auth-chain", "tls", 0}, /* the default is not used when there is a chain */
+        {"auth:\n  default_provider: cert-auth\n", "ca", "tls", 1},
+        {"auth:\n  default_provider: cert-auth\n", "auth-chain", "unix", 1}, /* not the tls plugin's key */
+        {"", "auth-chain", "tls", 0},
+    };
+    for (size_t i = 0; i < G_N_ELEMENTS(cases); i++) {
+        char *y = g_strdup_printf("transports:\n  - provider: %s\n    config:\n      verify: %s\n%s",
+                                  cases[i].transport, cases[i].verify, cases[i].auth);
+        pz_conf_doc *doc = NULL;
+        pz_err err;
+        pz_err_init(&err);
+        assert_int_equal(pz_conf_load_string("test.yaml", y, strlen(y), &doc, &err), 0);
+        node_conf nc;
+        int rc = node_conf_load(NULL, pz_conf_root(doc), &nc, &err);
+        if ((rc == 0) != cases[i].ok)
+            fail_msg("case %zu: rc %d (%s)", i, rc, pz_err_msg(&err));
+        if (rc == 0)
+            node_conf_clear(&nc);
+        else if (!strstr(pz_err_msg(&err), "test.yaml:4:15: transports[0].config.verify: auth-chain leaves peer "
+                                           "certificates no CA vouches for to the auth chain, but no provider "
+                                           "in auth can vouch for a key: add key-pin"))
+            fail_msg("case %zu: message \"%s\"", i, pz_err_msg(&err));
+        pz_err_clear(&err);
+        pz_conf_doc_free(doc);
+        g_free(y);
+    }
+}
+
+/* ------------------------------------------------------------------------ */
 /* The example configurations (conf/examples/auth-*.yaml), run for real:
  * the files with /etc/prozsec/ pointed at a temporary directory of
  * generated fixtures (and the example pins replaced by the fixtures'),
@@ -1159,6 +1366,9 @@ int main(void)
         cmocka_unit_test(test_empty_chain_and_bad_args),
         cmocka_unit_test(test_from_conf_errors),
         cmocka_unit_test(test_from_conf_good),
+        cmocka_unit_test(test_frame_tokens),
+        cmocka_unit_test(test_credentials_frame),
+        cmocka_unit_test(test_verify_needs_key_voucher),
         cmocka_unit_test(test_examples),
     };
     return cmocka_run_group_tests(tests, setup, teardown);

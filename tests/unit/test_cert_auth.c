@@ -268,6 +268,53 @@ static void test_valid_and_refused(void **state)
     pz_mock_free(m);
 }
 
+/* A chain the transport did not validate (tls verify: auth-chain) is
+ * refused even when it would pass cert-auth's own CA: cert-auth vouches
+ * only for chains the transport validated. A transport built against the
+ * 1.0 header has no flags field: its chains count as validated. */
+static void test_unverified_chain(void **state)
+{
+    (void)state;
+    pz_mock *m = pz_mock_new();
+    void *st = make(m, NULL);
+    const uint8_t *certs[1] = {der[C_GOOD].data};
+    size_t lens[1] = {der[C_GOOD].size};
+    pz_auth_credentials c = {.struct_size = sizeof(c), .transport = "tls", .addr = &addr, .n_certs = 1,
+                             .cert_der = certs, .cert_der_len = lens, .flags = PZ_AUTH_CRED_UNVERIFIED_CHAIN,
+                             .chain_note = "not CA-validated (verify: auth-chain): no ca configured"};
+    pz_auth_result r;
+    memset(&r, 0, sizeof(r));
+    r.struct_size = sizeof(r);
+    assert_int_equal(table->authenticate_peer(st, &c, &r, NULL), 0);
+    assert_int_equal(r.verdict, PZ_AUTH_DENY);
+    assert_int_equal(r.reason_code, CERT_AUTH_DENY_UNVERIFIED_CHAIN);
+    assert_string_equal(r.reason, "certificate chain not validated by the transport (not CA-validated (verify: "
+                                  "auth-chain): no ca configured)");
+    assert_int_equal(pz_mock_metric(m, "denials_total", "unverified_chain"), 1);
+    /* Outbound too, and without a note. */
+    c.expected_node_id = "validator-1";
+    c.chain_note = NULL;
+    memset(&r, 0, sizeof(r));
+    assert_int_equal(table->authenticate_peer(st, &c, &r, NULL), 0);
+    assert_int_equal(r.verdict, PZ_AUTH_DENY);
+    assert_int_equal(r.reason_code, CERT_AUTH_DENY_UNVERIFIED_CHAIN);
+    assert_non_null(strstr(r.reason, "(verify: auth-chain)"));
+    /* The same credentials from a 1.0 transport (struct ends before flags):
+     * the flag field is not read, the chain is validated as usual. */
+    c.struct_size = (uint32_t)offsetof(pz_auth_credentials, flags);
+    memset(&r, 0, sizeof(r));
+    assert_int_equal(table->authenticate_peer(st, &c, &r, NULL), 0);
+    assert_int_equal(r.verdict, PZ_AUTH_ALLOW);
+    /* No certificate: still no opinion, flag or not. */
+    c.struct_size = sizeof(c);
+    c.n_certs = 0;
+    memset(&r, 0, sizeof(r));
+    assert_int_equal(table->authenticate_peer(st, &c, &r, NULL), 0);
+    assert_int_equal(r.verdict, PZ_AUTH_ABSTAIN);
+    table->destroy(st);
+    pz_mock_free(m);
+}
+
 static void test_lists(void **state)
 {
     (void)state;
@@ -474,7 +521,8 @@ static void test_bad_config(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_valid_and_refused), cmocka_unit_test(test_lists),
+        cmocka_unit_test(test_valid_and_refused), cmocka_unit_test(test_unverified_chain),
+        cmocka_unit_test(test_lists),
         cmocka_unit_test(test_directory),         cmocka_unit_test(test_generate),
         cmocka_unit_test(test_reload),            cmocka_unit_test(test_bad_config),
     };

@@ -24,6 +24,7 @@
 
 #include "certfix.h"
 #include "crypto.h"
+#include "identity.h"
 #include "key-pin.h"
 
 #define NOW 1700000000
@@ -274,6 +275,95 @@ static void test_directory_pins(void **state)
     g_free(text);
 }
 
+/* A pinned certificate carrying the node-keys extension: with no CA, the
+ * holder of the pinned key states its own signing and E2E keys there, and
+ * key-pin hands them on; keys a pin or the directory gives win, and a
+ * critical or malformed extension gives none. Chains the transport did not
+ * validate (verify: auth-chain) are allowed by pin like any other. */
+static void test_cert_keys(void **state)
+{
+    (void)state;
+    pz_fix_ca ca;
+    uint8_t sp[32], ep[32], other[32];
+    memset(sp, 0x5a, 32);
+    memset(ep, 0xe2, 32);
+    memset(other, 0x77, 32);
+    assert_int_equal(pz_fix_ca_new(&ca, PZ_FIX_P384, "Anyone", NOW, 0, 0), 0);
+    gnutls_datum_t d[2];
+    char pin[2][64];
+    for (int i = 0; i < 2; i++) {
+        gnutls_x509_crt_t crt;
+        pz_fix_leaf_opts o = {.node_id = "claims-x", .sign_pub = sp, .e2e_pub = ep, .keys_ext_critical = i == 1};
+        assert_int_equal(pz_fix_leaf(&ca, &o, NOW, &crt, NULL), 0);
+        assert_int_equal(pz_fix_export(crt, GNUTLS_X509_FMT_DER, &d[i]), 0);
+        gnutls_x509_crt_deinit(crt);
+        uint8_t spki[32], ed[32];
+        int is_ed = 0;
+        assert_int_equal(pz_identity_cert_keys(d[i].data, d[i].size, spki, ed, &is_ed, NULL), 0);
+        char *b = g_base64_encode(spki, 32);
+        g_snprintf(pin[i], sizeof(pin[i]), "sha256//%s", b);
+        g_free(b);
+    }
+    char *ohex = g_malloc(65);
+    hexify(other, 32, ohex);
+    pz_mock *m = pz_mock_new();
+    char *yaml = g_strdup_printf("pins:\n"
+                                 "  - {node_id: pinned-keys, spki_sha256: \"%s\"}\n"
+                                 "  - {node_id: pinned-crit, spki_sha256: \"%s\"}\n",
+                                 pin[0], pin[1]);
+    void *st = make(m, yaml);
+    const uint8_t *certs[1] = {d[0].data};
+    size_t lens[1] = {d[0].size};
+    pz_auth_credentials c = {.struct_size = sizeof(c), .transport = "tls", .addr = &addr, .n_certs = 1,
+                             .cert_der = certs, .cert_der_len = lens, .flags = PZ_AUTH_CRED_UNVERIFIED_CHAIN,
+                             .chain_note = "not CA-validated (verify: auth-chain): no ca configured"};
+    pz_auth_result r;
+    memset(&r, 0, sizeof(r));
+    assert_int_equal(table->authenticate_peer(st, &c, &r, NULL), 0);
+    assert_int_equal(r.verdict, PZ_AUTH_ALLOW);
+    assert_string_equal(r.node_id, "pinned-keys"); /* the pin's id, not the certificate's claim */
+    assert_true(r.has_sign_pub && r.has_e2e_pub);
+    assert_memory_equal(r.sign_pub, sp, 32);
+    assert_memory_equal(r.e2e_pub, ep, 32);
+    /* A critical extension: no keys taken (still allowed by pin). */
+    certs[0] = d[1].data;
+    lens[0] = d[1].size;
+    memset(&r, 0, sizeof(r));
+    assert_int_equal(table->authenticate_peer(st, &c, &r, NULL), 0);
+    assert_int_equal(r.verdict, PZ_AUTH_ALLOW);
+    assert_string_equal(r.node_id, "pinned-crit");
+    assert_false(r.has_sign_pub || r.has_e2e_pub);
+    table->destroy(st);
+    g_free(yaml);
+
+    /* The directory's signing key wins over the certificate's; the E2E key
+     * the directory lacks comes from the certificate. */
+    char *dir = g_build_filename(tmpdir, "keys-peers.yaml", NULL);
+    char *text = g_strdup_printf("peers:\n  - {node_id: pinned-keys, spki_sha256: \"%s\", sign_pub: \"%s\"}\n",
+                                 pin[0], ohex);
+    assert_true(g_file_set_contents(dir, text, -1, NULL));
+    assert_int_equal(g_chmod(dir, 0644), 0);
+    yaml = g_strdup_printf("directory: %s\n", dir);
+    st = make(m, yaml);
+    certs[0] = d[0].data;
+    lens[0] = d[0].size;
+    memset(&r, 0, sizeof(r));
+    assert_int_equal(table->authenticate_peer(st, &c, &r, NULL), 0);
+    assert_int_equal(r.verdict, PZ_AUTH_ALLOW);
+    assert_memory_equal(r.sign_pub, other, 32);
+    assert_memory_equal(r.e2e_pub, ep, 32);
+    table->destroy(st);
+    g_unlink(dir);
+    g_free(dir);
+    g_free(text);
+    g_free(yaml);
+    g_free(ohex);
+    for (int i = 0; i < 2; i++)
+        gnutls_free(d[i].data);
+    pz_fix_ca_clear(&ca);
+    pz_mock_free(m);
+}
+
 static void test_generate(void **state)
 {
     (void)state;
@@ -403,7 +493,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_config_pins), cmocka_unit_test(test_directory_pins), cmocka_unit_test(test_generate),
-        cmocka_unit_test(test_reload),      cmocka_unit_test(test_bad_config),
+        cmocka_unit_test(test_reload),      cmocka_unit_test(test_bad_config), cmocka_unit_test(test_cert_keys),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }

@@ -14,6 +14,8 @@
 #include <cmocka.h>
 #include <glib.h>
 #include <glib/gstdio.h>
+#include <gnutls/abstract.h>
+#include <gnutls/crypto.h>
 #include <gnutls/gnutls.h>
 #include <gnutls/x509.h>
 
@@ -727,6 +729,110 @@ static void test_issue_bad_ca(void **state)
 
 /* ---- revocation ---- */
 
+/* `prozsec cert self-signed`: the fields of an issued certificate, signed
+ * by its own key; the pin and public keys returned are the certificate's;
+ * it is what key-pin pins and what no CA accepts. */
+static void test_self_sign(void **state)
+{
+    (void)state;
+    g_autofree char *out = fresh("self");
+    pz_cert_issue_opts o = {.out_dir = out, .node_id = "pin-1", .node_type = "validator", .country = "NL"};
+    uint8_t spki[32], sign_pub[32], e2e_pub[32];
+    pz_err err;
+    pz_err_init(&err);
+    int rc = pz_cert_self_sign(&o, (uint64_t)now, spki, sign_pub, e2e_pub, &err);
+    if (rc)
+        print_error("self-sign: %s\n", pz_err_msg(&err));
+    assert_int_equal(rc, 0);
+    g_autofree char *crt_path = path_in(out, "node.crt"), *key_path = path_in(out, "node.key");
+    assert_int_equal(file_mode(key_path), 0600);
+    int staging = 0;
+    assert_true(count_entries(out, &staging) >= 3);
+    assert_int_equal(staging, 0);
+    gnutls_x509_crt_t crt = load_crt(crt_path);
+    g_autofree char *cn = dn_get(crt, GNUTLS_OID_X520_COMMON_NAME, 0);
+    g_autofree char *ou = dn_get(crt, GNUTLS_OID_X520_ORGANIZATIONAL_UNIT_NAME, 0);
+    g_autofree char *org = dn_get(crt, GNUTLS_OID_X520_ORGANIZATION_NAME, 0);
+    g_autofree char *c = dn_get(crt, GNUTLS_OID_X520_COUNTRY_NAME, 0);
+    assert_string_equal(cn, "node:pin-1");
+    assert_string_equal(ou, "validator:nodes");
+    assert_string_equal(org, "ProzChain");
+    assert_string_equal(c, "NL");
+    /* Its own issuer, and its own key's signature verifies. */
+    assert_true(gnutls_x509_crt_check_issuer(crt, crt));
+    unsigned status = 1;
+    assert_int_equal(gnutls_x509_crt_verify(crt, &crt, 1, GNUTLS_VERIFY_ALLOW_UNSORTED_CHAIN, &status), 0);
+    unsigned ca = 1, critical = 0;
+    assert_int_equal(gnutls_x509_crt_get_basic_constraints(crt, &critical, &ca, NULL), 0);
+    assert_int_equal(ca, 0);
+    unsigned bits = 0;
+    assert_int_equal(gnutls_x509_crt_get_pk_algorithm(crt, &bits), GNUTLS_PK_ECDSA);
+    assert_int_equal(bits, 384);
+    assert_int_equal((int64_t)gnutls_x509_crt_get_expiration_time(crt), now + 365 * (int64_t)DAY);
+    /* The identity and keys read back, and the pin key-pin computes. */
+    uint8_t *der = NULL;
+    size_t len = 0;
+    assert_int_equal(pz_cert_load_der(crt_path, &der, &len, NULL), 0);
+    pz_cert_info info;
+    assert_int_equal(pz_cert_node_info(der, len, &info, NULL), 0);
+    assert_string_equal(info.node_id, "pin-1");
+    assert_true(info.has_keys);
+    assert_memory_equal(info.sign_pub, sign_pub, 32);
+    assert_memory_equal(info.e2e_pub, e2e_pub, 32);
+    gnutls_pubkey_t pub;
+    gnutls_datum_t spki_der;
+    uint8_t h[32];
+    assert_int_equal(gnutls_pubkey_init(&pub), 0);
+    assert_int_equal(gnutls_pubkey_import_x509(pub, crt, 0), 0);
+    assert_int_equal(gnutls_pubkey_export2(pub, GNUTLS_X509_FMT_DER, &spki_der), 0);
+    assert_int_equal(gnutls_hash_fast(GNUTLS_DIG_SHA256, spki_der.data, spki_der.size, h), 0);
+    assert_memory_equal(h, spki, 32);
+    gnutls_free(spki_der.data);
+    gnutls_pubkey_deinit(pub);
+    /* No CA accepts it. */
+    g_autofree char *ca_dir = make_ca(PZ_PKI_KEY_ECDSA_P384, NULL);
+    pz_certval_result res = verify_node(ca_dir, crt_path);
+    assert_false(res.valid);
+    assert_int_equal(res.reason, PZ_CV_UNTRUSTED);
+    g_free(der);
+    gnutls_x509_crt_deinit(crt);
+
+    /* Options: another key, days; NULL outputs are fine. */
+    g_autofree char *out2 = fresh("self");
+    pz_cert_issue_opts o2 = {.out_dir = out2, .node_id = "pin-2", .node_type = "light", .key_set = 1,
+                             .key = PZ_PKI_KEY_ECDSA_P521, .days = 7};
+    assert_int_equal(pz_cert_self_sign(&o2, (uint64_t)now, NULL, NULL, NULL, NULL), 0);
+    g_autofree char *p2 = path_in(out2, "node.crt");
+    crt = load_crt(p2);
+    assert_int_equal(gnutls_x509_crt_get_pk_algorithm(crt, &bits), GNUTLS_PK_ECDSA);
+    assert_int_equal(bits, 528); /* GnuTLS reports P-521 as 66 bytes */
+    assert_int_equal((int64_t)gnutls_x509_crt_get_expiration_time(crt), now + 7 * (int64_t)DAY);
+    gnutls_x509_crt_deinit(crt);
+
+    /* Refusals: existing files without force, bad id, no --out; nothing written. */
+    assert_int_equal(pz_cert_self_sign(&o, (uint64_t)now, spki, NULL, NULL, &err), PZ_EEXIST);
+    assert_non_null(strstr(pz_err_msg(&err), "exists (use --force to replace it)"));
+    o.force = 1;
+    assert_int_equal(pz_cert_self_sign(&o, (uint64_t)now, spki, NULL, NULL, &err), 0);
+    g_autofree char *out3 = fresh("self");
+    pz_cert_issue_opts bad = {.out_dir = out3, .node_id = "-bad", .node_type = "validator"};
+    assert_int_equal(pz_cert_self_sign(&bad, (uint64_t)now, NULL, NULL, NULL, &err), PZ_EINVAL);
+    assert_non_null(strstr(pz_err_msg(&err), "--node-id \"-bad\""));
+    bad.node_id = "ok";
+    bad.node_type = "Bad Type";
+    assert_int_equal(pz_cert_self_sign(&bad, (uint64_t)now, NULL, NULL, NULL, &err), PZ_EINVAL);
+    bad.node_type = "validator";
+    bad.out_dir = NULL;
+    assert_int_equal(pz_cert_self_sign(&bad, (uint64_t)now, NULL, NULL, NULL, &err), PZ_EINVAL);
+    assert_non_null(strstr(pz_err_msg(&err), "cert self-signed: --out is required"));
+    assert_false(g_file_test(out3, G_FILE_TEST_EXISTS));
+    /* pz_cert_issue still wants its CA. */
+    pz_cert_issue_opts noca = {.out_dir = out3, .node_id = "ok", .node_type = "validator"};
+    assert_int_equal(pz_cert_issue(&noca, (uint64_t)now, &err), PZ_EINVAL);
+    assert_non_null(strstr(pz_err_msg(&err), "--ca and --out are required"));
+    pz_err_clear(&err);
+}
+
 static void test_revoke(void **state)
 {
     (void)state;
@@ -1001,6 +1107,7 @@ int main(void)
         cmocka_unit_test(test_issue_refuses_overwrite),
         cmocka_unit_test(test_issue_bad_input),
         cmocka_unit_test(test_issue_bad_ca),
+        cmocka_unit_test(test_self_sign),
         cmocka_unit_test(test_revoke),
         cmocka_unit_test(test_revoke_bad_input),
         cmocka_unit_test(test_load_der_and_node_info),

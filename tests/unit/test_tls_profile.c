@@ -9,6 +9,7 @@
 
 #include <arpa/inet.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <netinet/in.h>
 #include <poll.h>
 #include <setjmp.h>
@@ -33,6 +34,7 @@
 
 #include "../../plugins/tls/profile.h"
 #include "certfix.h"
+#include "pki.h"
 
 /* ------------------------------------------------------------------------ */
 /* Suite names */
@@ -388,19 +390,27 @@ static int setup(void **state)
     return 0;
 }
 
-static int teardown(void **state)
+static void rm_tree(const char *dir)
 {
-    fixture *f = *state;
-    GDir *d = g_dir_open(f->dir, 0, NULL);
+    GDir *d = g_dir_open(dir, 0, NULL);
     const char *name;
     while (d && (name = g_dir_read_name(d))) {
-        char *p = g_build_filename(f->dir, name, NULL);
-        g_unlink(p);
+        char *p = g_build_filename(dir, name, NULL);
+        if (g_file_test(p, G_FILE_TEST_IS_DIR))
+            rm_tree(p);
+        else
+            g_unlink(p);
         g_free(p);
     }
     if (d)
         g_dir_close(d);
-    g_rmdir(f->dir);
+    g_rmdir(dir);
+}
+
+static int teardown(void **state)
+{
+    fixture *f = *state;
+    rm_tree(f->dir);
     g_free(f->dir);
     pz_mock_free(f->m);
     free(f);
@@ -718,6 +728,294 @@ static void test_handshake_in_process(void **state)
     g_free(cy);
 }
 
+/* ------------------------------------------------------------------------ */
+/* verify: auth-chain — chains no CA accepts go to the auth chain */
+
+/* A self-signed node certificate for NODE_ID in F->dir/ss-NAME/ (node.crt,
+ * node.key), made by core/pki.c as `prozsec cert self-signed` does. */
+static char *self_signed(fixture *f, const char *name, const char *node_id)
+{
+    char *dir = g_strdup_printf("%s/ss-%s", f->dir, name);
+    pz_cert_issue_opts o = {.node_id = node_id, .node_type = "validator", .out_dir = dir};
+    pz_err err;
+    pz_err_init(&err);
+    uint8_t spki[32];
+    if (pz_cert_self_sign(&o, (uint64_t)time(NULL), spki, NULL, NULL, &err) != 0)
+        fail_msg("self-signed %s: %s", name, pz_err_msg(&err));
+    pz_err_clear(&err);
+    return dir;
+}
+
+static void test_verify_settings(void **state)
+{
+    fixture *f = *state;
+    void *st = NULL, *l = NULL;
+    char *y;
+    pz_err *err = pz_mock_err(f->m);
+
+    y = conf_for(f, "server", "verify: maybe\n");
+    expect_create_error(f, y, PZ_ECONFIG, "test.yaml:5:9: verify: expected ca (this transport validates");
+    g_free(y);
+    expect_create_error(f, "cert: /x.crt\nverify: auth-chain\n", PZ_ECONFIG,
+                        "missing key: the tls transport needs cert (this node's certificate) and key");
+    expect_create_error(f, "key: /x.key\nverify: auth-chain\n", PZ_ECONFIG, "missing cert:");
+    expect_create_error(f, "verify: auth-chain\ncrl: /x.crl\n", PZ_ECONFIG, "test.yaml:2:6: crl: a CRL needs ca");
+    y = g_strdup_printf("cert: %s/server.crt\nkey: %s/server.key\n", f->dir, f->dir);
+    expect_create_error(f, y, PZ_ECONFIG, "missing ca: the tls transport needs ca (the trusted CA certificates), "
+                                          "unless verify: auth-chain");
+    g_free(y);
+
+    /* A client without a certificate and without a CA: it only dials. */
+    assert_int_equal(create(f, "verify: auth-chain\n", &st), 0);
+    assert_true(pz_mock_log_contains(f->m, "no cert and key: this transport only dials"));
+    assert_true(pz_mock_log_contains(f->m, "peer chains (no ca) are left to the auth chain"));
+    assert_int_equal(f->t->listen(st, "127.0.0.1:0", &l, err), PZ_ECONFIG);
+    assert_non_null(strstr(pz_mock_err_msg(f->m), "cannot listen on 127.0.0.1:0 without this node's certificate"));
+    assert_null(l);
+    f->t->destroy(st);
+
+    /* A self-signed certificate with no CA: its pin is logged. */
+    char *ss = self_signed(f, "srv", "server-9");
+    y = g_strdup_printf("cert: %s/node.crt\nkey: %s/node.key\nverify: auth-chain\n", ss, ss);
+    assert_int_equal(create(f, y, &st), 0);
+    assert_true(pz_mock_log_contains(f->m, "presenting certificate of node server-9 (type validator, no CA)"));
+    assert_true(pz_mock_log_contains(f->m, "; spki_sha256 sha256//"));
+    assert_int_equal(f->t->listen(st, "127.0.0.1:0", &l, err), 0);
+    /* While it listens, a reload may not take its certificate away. */
+    const pz_conf *conf = NULL;
+    assert_int_equal(pz_mock_conf(f->m, "verify: auth-chain\n", &conf), 0);
+    assert_int_equal(f->t->reload(st, conf, err), PZ_ECONFIG);
+    assert_non_null(strstr(pz_mock_err_msg(f->m), "cert and key are gone from the configuration"));
+    f->t->listener_close(l);
+    assert_int_equal(f->t->reload(st, conf, err), 0); /* not listening: fine */
+    f->t->destroy(st);
+    g_free(y);
+
+    /* With a CA that does not accept this node's own certificate: a notice,
+     * not an error (peers pin it). */
+    y = g_strdup_printf("cert: %s/node.crt\nkey: %s/node.key\nca: %s/ca.crt\nverify: auth-chain\n", ss, ss, f->dir);
+    assert_int_equal(create(f, y, &st), 0);
+    assert_true(pz_mock_log_contains(f->m, "is not accepted by ca (untrusted"));
+    assert_true(pz_mock_log_contains(f->m, "peer chains that ca does not accept are left to the auth chain"));
+    f->t->destroy(st);
+    g_free(y);
+    /* The same with verify: ca is refused, as before. */
+    y = g_strdup_printf("cert: %s/node.crt\nkey: %s/node.key\nca: %s/ca.crt\n", ss, ss, f->dir);
+    expect_create_error(f, y, PZ_ECRYPTO, "is refused by the validation policy (untrusted");
+    g_free(y);
+    g_free(ss);
+}
+
+/* Listen with server config SY, dial with client config CY expecting
+ * node EXPECT; run both handshakes; return their results and the
+ * connections (the caller closes them). */
+typedef struct pair {
+    void *sst, *cst, *l, *cli, *srv;
+    int crc, src;
+} pair;
+
+static void pair_run(fixture *f, const char *sy, const char *cy, const char *expect, pair *p)
+{
+    pz_err *err = pz_mock_err(f->m);
+    int rc;
+    memset(p, 0, sizeof(*p));
+    assert_int_equal(create(f, sy, &p->sst), 0);
+    assert_int_equal(create(f, cy, &p->cst), 0);
+    assert_int_equal(f->t->listen(p->sst, "127.0.0.1:0", &p->l, err), 0);
+    struct sockaddr_in sin;
+    socklen_t sl = sizeof(sin);
+    assert_int_equal(getsockname(f->t->listener_fd(p->l), (struct sockaddr *)&sin, &sl), 0);
+    char addr[64];
+    snprintf(addr, sizeof(addr), "127.0.0.1:%u", ntohs(sin.sin_port));
+    assert_int_equal(f->t->connect(p->cst, addr, expect, &p->cli, err), 0);
+    p->srv = accept_one(f->t, p->l, err, &rc);
+    assert_int_equal(rc, 0);
+    drive(f->t, p->cli, p->srv, err, &p->crc, &p->src);
+}
+
+static void pair_free(fixture *f, pair *p)
+{
+    f->t->close(p->cli);
+    f->t->close(p->srv);
+    f->t->listener_close(p->l);
+    f->t->destroy(p->sst);
+    f->t->destroy(p->cst);
+}
+
+static void test_handshake_auth_chain(void **state)
+{
+    fixture *f = *state;
+    pz_err *err = pz_mock_err(f->m);
+    pair p;
+    pz_auth_credentials sc, cc;
+    char *srv = self_signed(f, "srv", "server-9"), *cli = self_signed(f, "cli", "client-9");
+    char *sy = g_strdup_printf("cert: %s/node.crt\nkey: %s/node.key\nverify: auth-chain\n", srv, srv);
+    char *cy = g_strdup_printf("cert: %s/node.crt\nkey: %s/node.key\nverify: auth-chain\n", cli, cli);
+
+    /* Self-signed both ways, no CA: both chains reach the auth chain,
+     * flagged; the dialled node id is the auth chain's to check (key-pin
+     * maps the key to a node id), so no unexpected-node refusal here. */
+    pair_run(f, sy, cy, "someone-else", &p);
+    assert_int_equal(p.crc, 0);
+    assert_int_equal(p.src, 0);
+    assert_int_equal(f->t->peer_credentials(p.srv, &sc), 0);
+    assert_int_equal(f->t->peer_credentials(p.cli, &cc), 0);
+    assert_int_equal(sc.n_certs, 1);
+    assert_int_equal(cc.n_certs, 1);
+    assert_true(PZ_AUTH_CRED_HAS(&sc, chain_note));
+    assert_int_equal(sc.flags, PZ_AUTH_CRED_UNVERIFIED_CHAIN);
+    assert_int_equal(cc.flags, PZ_AUTH_CRED_UNVERIFIED_CHAIN);
+    assert_string_equal(sc.chain_note, "not CA-validated (verify: auth-chain): no ca configured");
+    assert_string_equal(cc.expected_node_id, "someone-else");
+    assert_memory_equal(sc.channel_binding, cc.channel_binding, 32);
+    roundtrip(f->t, p.cli, p.srv, err, "pinned");
+    assert_true(pz_mock_metric(f->m, "chains_left_to_auth_total", NULL) >= 2);
+    pair_free(f, &p);
+
+    /* A client without a certificate, to a server whose profile lets it in:
+     * nothing to flag. */
+    char *sy2 = g_strdup_printf("%sprofiles:\n  default:\n    client_auth: optional\n", sy);
+    pair_run(f, sy2, "verify: auth-chain\n", "server-9", &p);
+    assert_int_equal(p.crc, 0);
+    assert_int_equal(p.src, 0);
+    assert_int_equal(f->t->peer_credentials(p.srv, &sc), 0);
+    assert_int_equal(sc.n_certs, 0);
+    assert_int_equal(sc.flags, 0);
+    assert_null(sc.chain_note);
+    pair_free(f, &p);
+    /* ... and with client_auth required (the default), refused. */
+    pair_run(f, sy, "verify: auth-chain\n", "server-9", &p);
+    assert_true(p.src != 0);
+    assert_true(pz_mock_log_contains(f->m, "refused: reason=no-certificate"));
+    pair_free(f, &p);
+
+    /* With a CA as well: a chain it accepts is validated as with verify:
+     * ca (no flag, node id checked); one it refuses goes on flagged. */
+    char *my = conf_for(f, "server", "verify: auth-chain\n");
+    char *goody = conf_for(f, "client", NULL);
+    pair_run(f, my, goody, "server-1", &p);
+    assert_int_equal(p.crc, 0);
+    assert_int_equal(p.src, 0);
+    assert_int_equal(f->t->peer_credentials(p.srv, &sc), 0);
+    assert_int_equal(sc.flags, 0);
+    assert_null(sc.chain_note);
+    pair_free(f, &p);
+    char *foreign = g_strdup_printf("cert: %s/foreign.crt\nkey: %s/foreign.key\nverify: auth-chain\n", f->dir, f->dir);
+    pair_run(f, my, foreign, "server-1", &p);
+    assert_int_equal(p.crc, 0); /* the client trusts the server through ca... no: it has no ca, so flagged too */
+    assert_int_equal(p.src, 0);
+    assert_int_equal(f->t->peer_credentials(p.srv, &sc), 0);
+    assert_int_equal(sc.flags, PZ_AUTH_CRED_UNVERIFIED_CHAIN);
+    assert_non_null(strstr(sc.chain_note, "ca does not accept it (untrusted: "));
+    assert_int_equal(f->t->peer_credentials(p.cli, &cc), 0);
+    assert_int_equal(cc.flags, PZ_AUTH_CRED_UNVERIFIED_CHAIN);
+    pair_free(f, &p);
+    /* verify: ca, as before: the foreign chain is refused in the handshake. */
+    char *plain = conf_for(f, "server", NULL);
+    pair_run(f, plain, foreign, "server-1", &p);
+    assert_true(p.src != 0);
+    pair_free(f, &p);
+
+    g_free(plain);
+    g_free(foreign);
+    g_free(goody);
+    g_free(my);
+    g_free(sy2);
+    g_free(sy);
+    g_free(cy);
+    g_free(srv);
+    g_free(cli);
+}
+
+/* With no CA the handshake is what proves the peer holds the key of the
+ * certificate it presents (CertificateVerify, checked by GnuTLS against
+ * that certificate whatever the trust): a raw GnuTLS client presenting a
+ * pinned certificate with another key must fail, in TLS 1.3 and 1.2. */
+static int raw_client_handshake(fixture *f, void *sst, void *l, const char *crt, const char *key, const char *prio,
+                                int *server_rc)
+{
+    pz_err *err = pz_mock_err(f->m);
+    gnutls_certificate_credentials_t x = NULL;
+    gnutls_session_t s = NULL;
+    int rc;
+    assert_int_equal(gnutls_certificate_allocate_credentials(&x), 0);
+    gnutls_certificate_set_flags(x, GNUTLS_CERTIFICATE_SKIP_KEY_CERT_MATCH);
+    assert_int_equal(gnutls_certificate_set_x509_key_file(x, crt, key, GNUTLS_X509_FMT_PEM), 0);
+    int fd = tcp_to(f->t, l);
+    assert_int_equal(fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK), 0);
+    void *srv = accept_one(f->t, l, err, &rc);
+    assert_int_equal(rc, 0);
+    assert_int_equal(gnutls_init(&s, GNUTLS_CLIENT | GNUTLS_NONBLOCK), 0);
+    assert_int_equal(gnutls_priority_set_direct(s, prio, NULL), 0);
+    assert_int_equal(gnutls_credentials_set(s, GNUTLS_CRD_CERTIFICATE, x), 0);
+    gnutls_transport_set_int(s, fd);
+    int g = GNUTLS_E_AGAIN;
+    *server_rc = PZ_EAGAIN;
+    for (int i = 0; i < 2000 && (*server_rc == PZ_EAGAIN || g == GNUTLS_E_AGAIN || g == GNUTLS_E_INTERRUPTED); i++) {
+        if (g == GNUTLS_E_AGAIN || g == GNUTLS_E_INTERRUPTED)
+            g = gnutls_handshake(s);
+        if (*server_rc == PZ_EAGAIN)
+            *server_rc = f->t->handshake(srv, err);
+        struct pollfd pf[2] = {{.fd = fd, .events = POLLIN}, {.fd = f->t->conn_fd(srv), .events = POLLIN}};
+        poll(pf, 2, 5);
+    }
+    gnutls_deinit(s);
+    gnutls_certificate_free_credentials(x);
+    close(fd);
+    f->t->close(srv);
+    return g;
+}
+
+static void test_proof_of_possession(void **state)
+{
+    fixture *f = *state;
+    pz_err *err = pz_mock_err(f->m);
+    void *sst = NULL, *l = NULL;
+    int src;
+    char *srv = self_signed(f, "srv", "server-9"), *pin = self_signed(f, "pinned", "client-9"),
+         *other = self_signed(f, "other", "client-8");
+    char *sy = g_strdup_printf("cert: %s/node.crt\nkey: %s/node.key\nverify: auth-chain\nsession_tickets: false\n",
+                               srv, srv);
+    char *crt = g_strdup_printf("%s/node.crt", pin), *key = g_strdup_printf("%s/node.key", pin),
+         *wrong = g_strdup_printf("%s/node.key", other);
+    assert_int_equal(create(f, sy, &sst), 0);
+    assert_int_equal(f->t->listen(sst, "127.0.0.1:0", &l, err), 0);
+    static const char *const prios[] = {"NORMAL:-VERS-ALL:+VERS-TLS1.3", "NORMAL:-VERS-ALL:+VERS-TLS1.2"};
+    for (size_t i = 0; i < G_N_ELEMENTS(prios); i++) {
+        /* The holder of the key gets in (the harness works)... */
+        int g = raw_client_handshake(f, sst, l, crt, key, prios[i], &src);
+        if (g != 0 || src != 0)
+            fail_msg("%s, right key: client %s, server %d (%s)", prios[i], gnutls_strerror(g), src,
+                     pz_mock_err_msg(f->m));
+        /* ... a client presenting the same certificate without its key
+         * does not. */
+        raw_client_handshake(f, sst, l, crt, wrong, prios[i], &src);
+        if (src == 0 || src == PZ_EAGAIN)
+            fail_msg("%s, wrong key: the server accepted the handshake (%d)", prios[i], src);
+        /* Refused for the signature, not for anything else. */
+        if (!strstr(pz_mock_err_msg(f->m), "signature verification has failed"))
+            fail_msg("%s, wrong key: refused for another reason: %s", prios[i], pz_mock_err_msg(f->m));
+    }
+    /* Key floors still apply to a chain no CA checks: a P-256 key (which
+     * this transport would not even load as its own) is refused. */
+    char *p256 = g_strdup_printf("%s/p256.crt", f->dir), *p256k = g_strdup_printf("%s/p256.key", f->dir);
+    raw_client_handshake(f, sst, l, p256, p256k, prios[0], &src);
+    assert_int_equal(src, PZ_EREFUSED);
+    assert_true(pz_mock_log_contains(f->m, "refused: reason=weak-key: client certificate: ECDSA key on a 256-bit "
+                                           "curve, policy minimum 384"));
+    g_free(p256);
+    g_free(p256k);
+    f->t->listener_close(l);
+    f->t->destroy(sst);
+    g_free(sy);
+    g_free(crt);
+    g_free(key);
+    g_free(wrong);
+    g_free(srv);
+    g_free(pin);
+    g_free(other);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -729,6 +1027,9 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_create_refusals, setup, teardown),
         cmocka_unit_test_setup_teardown(test_deadline_and_cap, setup, teardown),
         cmocka_unit_test_setup_teardown(test_handshake_in_process, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_verify_settings, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_handshake_auth_chain, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_proof_of_possession, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
