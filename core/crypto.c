@@ -62,6 +62,17 @@ int pz_crypto_random(void *buf, size_t len)
     return 0;
 }
 
+int pz_crypto_nonce(void *buf, size_t len)
+{
+    if (!buf && len)
+        return PZ_EINVAL;
+    if (pz_crypto_init() != 0)
+        return PZ_ECRYPTO;
+    if (len)
+        gcry_create_nonce(buf, len);
+    return 0;
+}
+
 void pz_crypto_wipe(void *buf, size_t len)
 {
     if (buf && len)
@@ -132,6 +143,74 @@ int pz_hmac_sha256(const void *key, size_t key_len, const pz_iov *iov, size_t n,
     hmac_sha256_digest(&ctx, PZ_SHA256_LEN, out);
     pz_crypto_wipe(&ctx, sizeof(ctx));
     return 0;
+}
+
+struct pz_hmac_key {
+    struct hmac_sha256_ctx ready; /* keyed: inner/outer pads applied, state = inner */
+};
+
+int pz_hmac_key_new(const void *key, size_t key_len, pz_hmac_key **out)
+{
+    pz_hmac_key *k;
+    int rc;
+
+    if (!out)
+        return PZ_EINVAL;
+    *out = NULL;
+    if (key_len && !key)
+        return PZ_EINVAL;
+    rc = pz_crypto_init();
+    if (rc)
+        return rc;
+    k = pz_crypto_secure_alloc(sizeof(*k));
+    if (!k)
+        return PZ_ENOMEM;
+    hmac_sha256_set_key(&k->ready, key_len, key_len ? key : (const void *)"");
+    *out = k;
+    return 0;
+}
+
+void pz_hmac_key_free(pz_hmac_key *key)
+{
+    pz_crypto_secure_free(key); /* wiped by libgcrypt */
+}
+
+/* HMAC of the pieces on a stack copy of the prepared state (so KEY stays
+ * read-only and shareable); the copy is wiped. */
+static int hmac_key_run(const pz_hmac_key *key, const pz_iov *iov, size_t n, uint8_t out[PZ_SHA256_LEN])
+{
+    struct hmac_sha256_ctx ctx;
+
+    if (!key || n > PZ_IOV_MAX || (n && !iov))
+        return PZ_EINVAL;
+    memcpy(&ctx, &key->ready, sizeof(ctx));
+    for (size_t i = 0; i < n; i++)
+        if (iov[i].len)
+            hmac_sha256_update(&ctx, iov[i].len, iov[i].base);
+    hmac_sha256_digest(&ctx, PZ_SHA256_LEN, out);
+    pz_crypto_wipe(&ctx, sizeof(ctx));
+    return 0;
+}
+
+int pz_hmac_key_sign(const pz_hmac_key *key, const pz_iov *iov, size_t n, uint8_t out[PZ_SHA256_LEN])
+{
+    if (!out)
+        return PZ_EINVAL;
+    return hmac_key_run(key, iov, n, out);
+}
+
+int pz_hmac_key_verify(const pz_hmac_key *key, const pz_iov *iov, size_t n, const uint8_t *tag, size_t tag_len)
+{
+    uint8_t mac[PZ_SHA256_LEN];
+    int rc;
+
+    if (!tag || tag_len != PZ_SHA256_LEN)
+        return key && (n == 0 || iov) && n <= PZ_IOV_MAX ? PZ_ECRYPTO : PZ_EINVAL;
+    rc = hmac_key_run(key, iov, n, mac);
+    if (rc == 0 && !pz_crypto_memeq(mac, tag, PZ_SHA256_LEN))
+        rc = PZ_ECRYPTO;
+    pz_crypto_wipe(mac, sizeof(mac));
+    return rc;
 }
 
 int pz_hkdf_sha256_extract(const void *salt, size_t salt_len, const pz_iov *ikm, size_t n,
@@ -495,4 +574,71 @@ int pz_verify(pz_verify_key *key, const void *msg, size_t len, const uint8_t *si
     r = gnutls_pubkey_verify_data2(key->pub, GNUTLS_SIGN_EDDSA_ED25519, 0, &data, &s);
     g_mutex_unlock(&key->lock);
     return r < 0 ? PZ_ECRYPTO : 0;
+}
+
+/* Join the pieces into STACK (STACK_LEN bytes) or a heap buffer; *TOTAL
+ * gets the length. NULL: PZ_EINVAL in *RC (bad pieces) or PZ_ENOMEM. */
+static uint8_t *join_iov(const pz_iov *iov, size_t n, uint8_t *stack, size_t stack_len, size_t *total, int *rc)
+{
+    size_t len = 0;
+    uint8_t *m;
+
+    *rc = PZ_EINVAL;
+    if (n > PZ_IOV_MAX || (n && !iov))
+        return NULL;
+    for (size_t i = 0; i < n; i++) {
+        if ((iov[i].len && !iov[i].base) || iov[i].len > UINT32_MAX - len)
+            return NULL;
+        len += iov[i].len;
+    }
+    m = len <= stack_len ? stack : malloc(len);
+    if (!m) {
+        *rc = PZ_ENOMEM;
+        return NULL;
+    }
+    *total = 0;
+    for (size_t i = 0; i < n; i++) {
+        if (iov[i].len)
+            memcpy(m + *total, iov[i].base, iov[i].len);
+        *total += iov[i].len;
+    }
+    *rc = 0;
+    return m;
+}
+
+#define JOIN_STACK 1024
+
+int pz_sign_iov(pz_sign_key *key, const pz_iov *iov, size_t n, uint8_t sig[PZ_ED25519_SIG_LEN])
+{
+    uint8_t stack[JOIN_STACK];
+    size_t total = 0;
+    int rc;
+    uint8_t *m = join_iov(iov, n, stack, sizeof(stack), &total, &rc);
+
+    if (!m)
+        return rc;
+    rc = pz_sign(key, m, total, sig);
+    if (m != stack)
+        free(m);
+    return rc;
+}
+
+int pz_verify_iov(pz_verify_key *key, const pz_iov *iov, size_t n, const uint8_t *sig, size_t sig_len)
+{
+    uint8_t stack[JOIN_STACK];
+    size_t total = 0;
+    int rc;
+    uint8_t *m;
+
+    if (!key)
+        return PZ_EINVAL;
+    if (!sig || sig_len != PZ_ED25519_SIG_LEN)
+        return PZ_ECRYPTO;
+    m = join_iov(iov, n, stack, sizeof(stack), &total, &rc);
+    if (!m)
+        return rc;
+    rc = pz_verify(key, m, total, sig, sig_len);
+    if (m != stack)
+        free(m);
+    return rc;
 }

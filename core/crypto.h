@@ -7,8 +7,10 @@
  *                                 wipe per call, which dominates the short
  *                                 inputs of HKDF: see docs/internals/crypto.md)
  *   HKDF ........................ RFC 5869, written over that HMAC
+ *   keyed HMAC-SHA256 objects ... nettle (keyed once; the RPC mac mode)
  *   Ed25519 sign/verify ......... GnuTLS abstract keys (imported once, cached)
  *   X25519 ...................... nettle (curve25519_mul, curve25519_mul_g)
+ *   nonces ...................... libgcrypt's nonce generator
  *
  * Callers never include gcrypt.h, gnutls or nettle headers for crypto; a
  * primitive can move to another library without touching them. Design
@@ -65,6 +67,11 @@ int pz_crypto_init(void);
 /* Fill BUF with LEN bytes from libgcrypt's CSPRNG (GCRY_STRONG_RANDOM). */
 int pz_crypto_random(void *buf, size_t len);
 
+/* Fill BUF with LEN unpredictable bytes for public values (ids, nonces,
+ * hash salts) from libgcrypt's nonce generator: cheaper per call than
+ * pz_crypto_random, never for keys. Returns 0 or PZ_EINVAL. */
+int pz_crypto_nonce(void *buf, size_t len);
+
 /* Overwrite LEN bytes at BUF with zeros in a way the compiler keeps. */
 void pz_crypto_wipe(void *buf, size_t len);
 
@@ -102,6 +109,26 @@ int pz_hkdf_sha256_expand(const uint8_t *prk, size_t prk_len, const pz_iov *info
 /* Extract then expand, with single-buffer inputs. */
 int pz_hkdf_sha256(const void *salt, size_t salt_len, const void *ikm, size_t ikm_len, const void *info,
                    size_t info_len, uint8_t *out, size_t len);
+
+/* A HMAC-SHA256 key prepared once (inner and outer pad states computed at
+ * creation, kept in secure memory), for many short messages under one key
+ * (the RPC mac mode: one key per connection). Using it copies the prepared
+ * state to the stack and wipes the copy, so a key is never written after
+ * creation: thread-safe. */
+typedef struct pz_hmac_key pz_hmac_key;
+
+/* Prepare KEY (KEY_LEN bytes, borrowed; any length). Returns 0, PZ_EINVAL
+ * or PZ_ENOMEM. */
+int pz_hmac_key_new(const void *key, size_t key_len, pz_hmac_key **out);
+/* Wipe and free; NULL is a no-op. */
+void pz_hmac_key_free(pz_hmac_key *key);
+/* HMAC-SHA256 under KEY of the concatenation of the N (<= PZ_IOV_MAX)
+ * pieces IOV into OUT. Returns 0 or PZ_EINVAL. */
+int pz_hmac_key_sign(const pz_hmac_key *key, const pz_iov *iov, size_t n, uint8_t out[PZ_SHA256_LEN]);
+/* 0 when TAG (TAG_LEN bytes; anything but 32 is refused) is the HMAC of the
+ * pieces, compared in constant time; else PZ_ECRYPTO (PZ_EINVAL for bad
+ * arguments). */
+int pz_hmac_key_verify(const pz_hmac_key *key, const pz_iov *iov, size_t n, const uint8_t *tag, size_t tag_len);
 
 /* --- AEAD (96-bit nonces, 128-bit tags) ----------------------------------- */
 
@@ -177,5 +204,13 @@ const uint8_t *pz_verify_key_public(const pz_verify_key *key);
 /* 0 when SIG (SIG_LEN bytes; anything but 64 is refused) is a valid
  * signature of MSG by KEY, else PZ_ECRYPTO. Thread-safe. */
 int pz_verify(pz_verify_key *key, const void *msg, size_t len, const uint8_t *sig, size_t sig_len);
+
+/* The same over the concatenation of the N (<= PZ_IOV_MAX) pieces IOV, for
+ * domain-separated messages (a prefix and a payload): pieces of up to 1 KiB
+ * in all are joined on the stack, larger ones in a temporary heap buffer
+ * (PZ_ENOMEM when that fails; Ed25519 reads its message twice, so it needs
+ * one buffer). */
+int pz_sign_iov(pz_sign_key *key, const pz_iov *iov, size_t n, uint8_t sig[PZ_ED25519_SIG_LEN]);
+int pz_verify_iov(pz_verify_key *key, const pz_iov *iov, size_t n, const uint8_t *sig, size_t sig_len);
 
 #endif /* PZ_CORE_CRYPTO_H */

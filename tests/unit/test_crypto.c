@@ -470,6 +470,18 @@ static void test_wycheproof_hmac(void **state)
             pz_iov iov = {msg, msg_len};
             c.total++;
             assert_int_equal(pz_hmac_sha256(key, key_len, &iov, 1, out), 0);
+            /* A prepared key gives the same tag, every time it is used. */
+            pz_hmac_key *hk;
+            uint8_t out2[32];
+            assert_int_equal(pz_hmac_key_new(key, key_len, &hk), 0);
+            for (int rep = 0; rep < 2; rep++) {
+                assert_int_equal(pz_hmac_key_sign(hk, &iov, 1, out2), 0);
+                assert_memory_equal(out, out2, 32);
+            }
+            if (tag_bytes == 32)
+                assert_int_equal(pz_hmac_key_verify(hk, &iov, 1, tag, tag_len),
+                                 strcmp(result, "valid") ? PZ_ECRYPTO : 0);
+            pz_hmac_key_free(hk);
             /* A truncated tag compares its leftmost bytes (RFC 2104 §5). */
             int ok = tag_len == tag_bytes && pz_crypto_memeq(out, tag, tag_bytes);
             if (tag_bytes < 32)
@@ -490,6 +502,72 @@ static void test_wycheproof_hmac(void **state)
     assert_int_equal(c.total, 174);
     assert_true(truncated > 0);
     g_object_unref(p);
+}
+
+/* Prepared HMAC keys and Ed25519 over pieces (the RPC's domain-separated
+ * messages): same results as the one-buffer functions, bad arguments
+ * refused. */
+static void test_prepared_keys(void **state)
+{
+    (void)state;
+    uint8_t big[3000], sig1[64], sig2[64], mac1[32], mac2[32];
+    for (size_t i = 0; i < sizeof(big); i++)
+        big[i] = (uint8_t)(i * 7);
+    pz_sign_key *sk;
+    pz_verify_key *vk;
+    assert_int_equal(pz_sign_key_generate(&sk), 0);
+    assert_int_equal(pz_verify_key_new(pz_sign_key_public(sk), &vk), 0);
+    /* Short (joined on the stack) and long (joined on the heap) messages. */
+    static const size_t lens[] = {0, 10, 1000, 1024, 3000};
+    for (size_t i = 0; i < G_N_ELEMENTS(lens); i++) {
+        size_t cut = lens[i] / 3;
+        pz_iov parts[3] = {{big, cut}, {NULL, 0}, {big + cut, lens[i] - cut}};
+        assert_int_equal(pz_sign(sk, big, lens[i], sig1), 0);
+        assert_int_equal(pz_sign_iov(sk, parts, 3, sig2), 0);
+        assert_memory_equal(sig1, sig2, 64); /* Ed25519 is deterministic */
+        assert_int_equal(pz_verify_iov(vk, parts, 3, sig2, 64), 0);
+        assert_int_equal(pz_verify(vk, big, lens[i], sig2, 64), 0);
+        sig2[5] ^= 1;
+        assert_int_equal(pz_verify_iov(vk, parts, 3, sig2, 64), PZ_ECRYPTO);
+        assert_int_equal(pz_verify_iov(vk, parts, 3, sig1, 63), PZ_ECRYPTO);
+
+        pz_hmac_key *hk;
+        assert_int_equal(pz_hmac_key_new("key", 3, &hk), 0);
+        pz_iov one = {big, lens[i]};
+        assert_int_equal(pz_hmac_sha256("key", 3, &one, 1, mac1), 0);
+        assert_int_equal(pz_hmac_key_sign(hk, parts, 3, mac2), 0);
+        assert_memory_equal(mac1, mac2, 32);
+        assert_int_equal(pz_hmac_key_verify(hk, parts, 3, mac1, 32), 0);
+        mac1[31] ^= 1;
+        assert_int_equal(pz_hmac_key_verify(hk, parts, 3, mac1, 32), PZ_ECRYPTO);
+        assert_int_equal(pz_hmac_key_verify(hk, parts, 3, mac2, 31), PZ_ECRYPTO);
+        pz_hmac_key_free(hk);
+    }
+    pz_iov bad = {NULL, 4};
+    assert_int_equal(pz_sign_iov(sk, &bad, 1, sig1), PZ_EINVAL);
+    assert_int_equal(pz_sign_iov(sk, NULL, 1, sig1), PZ_EINVAL);
+    assert_int_equal(pz_verify_iov(NULL, NULL, 0, sig1, 64), PZ_EINVAL);
+    pz_iov many[PZ_IOV_MAX + 1] = {{0}};
+    assert_int_equal(pz_verify_iov(vk, many, PZ_IOV_MAX + 1, sig1, 64), PZ_EINVAL);
+    pz_hmac_key *hk = NULL;
+    assert_int_equal(pz_hmac_key_new(NULL, 3, &hk), PZ_EINVAL);
+    assert_null(hk);
+    assert_int_equal(pz_hmac_key_new(NULL, 0, &hk), 0); /* an empty key is a key */
+    assert_int_equal(pz_hmac_key_sign(hk, many, PZ_IOV_MAX + 1, mac1), PZ_EINVAL);
+    assert_int_equal(pz_hmac_key_sign(NULL, NULL, 0, mac1), PZ_EINVAL);
+    assert_int_equal(pz_hmac_key_verify(hk, NULL, 0, NULL, 32), PZ_ECRYPTO);
+    pz_hmac_key_free(hk);
+    pz_hmac_key_free(NULL);
+    pz_verify_key_free(vk);
+    pz_sign_key_free(sk);
+
+    /* Nonces: unpredictable bytes, arguments checked. */
+    uint8_t n1[16] = {0}, n2[16] = {0};
+    assert_int_equal(pz_crypto_nonce(n1, sizeof(n1)), 0);
+    assert_int_equal(pz_crypto_nonce(n2, sizeof(n2)), 0);
+    assert_false(pz_crypto_memeq(n1, n2, sizeof(n1)));
+    assert_int_equal(pz_crypto_nonce(NULL, 4), PZ_EINVAL);
+    assert_int_equal(pz_crypto_nonce(NULL, 0), 0);
 }
 
 static void test_hash_and_utils(void **state)
@@ -550,6 +628,7 @@ int main(void)
         cmocka_unit_test(test_wycheproof_hkdf),
         cmocka_unit_test(test_hkdf_pieces),
         cmocka_unit_test(test_wycheproof_hmac),
+        cmocka_unit_test(test_prepared_keys),
         cmocka_unit_test(test_hash_and_utils),
     };
     return cmocka_run_group_tests(tests, setup, NULL);
