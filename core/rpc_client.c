@@ -4,8 +4,7 @@
 
 #include <string.h>
 
-#include <gnutls/crypto.h>
-
+#include "crypto.h"
 #include "err.h"
 #include "rpc_chan.h"
 #include "rpc_client.h"
@@ -49,7 +48,7 @@ struct cconn {
     pz_rpc_client *client;
     peer *peer;
     pz_rpc_chan *chan;
-    gnutls_pubkey_t pub;
+    pz_verify_key *pub; /* the server's signing key, imported once */
     pz_wire_mac *mac;
     int mac_state;
     GHashTable *calls; /* call id -> ccall* */
@@ -277,7 +276,7 @@ static int ensure_mac(cconn *k)
         tp->channel_binding(pz_rpc_chan_tconn(k->chan), PZ_WIRE_MAC_LABEL, key, sizeof(key), &err) == 0 &&
         pz_wire_mac_new(key, sizeof(key), &k->mac) == 0)
         k->mac_state = 1;
-    gnutls_memset(key, 0, sizeof(key));
+    pz_crypto_wipe(key, sizeof(key));
     pz_err_clear(&err);
     return k->mac_state > 0;
 }
@@ -287,8 +286,7 @@ static void cconn_free(cconn *k)
     g_hash_table_destroy(k->calls);
     if (k->chan)
         pz_rpc_chan_unref(k->chan);
-    if (k->pub)
-        gnutls_pubkey_deinit(k->pub);
+    pz_verify_key_free(k->pub);
     pz_wire_mac_free(k->mac);
     g_free(k);
 }
@@ -338,7 +336,7 @@ static void send_call(cconn *k, ccall *c)
         fail_later(c, PZ_ENOTSUP, "mac mode needs a transport with channel binding");
         return;
     }
-    if (gnutls_rnd(GNUTLS_RND_NONCE, c->call_id, sizeof(c->call_id)) < 0) {
+    if (pz_crypto_nonce(c->call_id, sizeof(c->call_id)) != 0) {
         fail_later(c, PZ_ECRYPTO, "random generator failed");
         return;
     }
@@ -405,7 +403,6 @@ static void cconn_frame(void *ud, pz_rpc_chan *chan, const uint8_t *frame, size_
     ccall *c = g_hash_table_lookup(k->calls, resp.call_id);
     if (!c) {
         cl->stats.unknown_responses++;
-        pz_wire_response_clear(&resp);
         return;
     }
     g_hash_table_remove(k->calls, c->call_id);
@@ -443,6 +440,15 @@ static void cconn_frame(void *ud, pz_rpc_chan *chan, const uint8_t *frame, size_
             bad = "response timestamp outside the allowed skew";
         }
     }
+    GVariant *data = NULL;
+    if (!res.rc && resp.status == PZ_RPC_OK) {
+        /* The data leave the frame (callers may keep them). */
+        data = pz_wire_value_dup(&resp.data);
+        if (!data) {
+            res.rc = PZ_ENOMEM;
+            bad = "out of memory for the response data";
+        }
+    }
     if (res.rc) {
         cl->stats.bad_responses++;
         res.message = bad;
@@ -450,8 +456,7 @@ static void cconn_frame(void *ud, pz_rpc_chan *chan, const uint8_t *frame, size_
         res.status = resp.status;
         res.message = resp.message[0] ? resp.message : NULL;
         res.timestamp_ns = resp.timestamp_ns;
-        if (resp.status == PZ_RPC_OK)
-            res.data = resp.data;
+        res.data = data;
     }
     /* K is not touched after the callback, which may close it. Peers live
      * as long as the client. */
@@ -459,7 +464,8 @@ static void cconn_frame(void *ud, pz_rpc_chan *chan, const uint8_t *frame, size_
     if (close_conn)
         cconn_end(k, "connection closed after a bad response");
     deliver(c, &res);
-    pz_wire_response_clear(&resp);
+    if (data)
+        g_variant_unref(data);
     if (!close_conn)
         dispatch_peer(cl, p);
 }
@@ -606,7 +612,7 @@ PZ_API int pz_rpc_client_add_connection(pz_rpc_client *cl, const char *peer_id, 
     k->client = cl;
     k->peer = p;
     k->calls = g_hash_table_new(id_hash, id_equal);
-    if (server->sign_pub && pz_wire_pubkey_import(server->sign_pub, &k->pub) != 0)
+    if (server->sign_pub && pz_verify_key_new(server->sign_pub, &k->pub) != 0)
         k->pub = NULL; /* signed responses will not verify */
     rc = pz_rpc_chan_new(cl->ctx, tp, tconn, cl->max_frame, 4 * cl->max_frame + 65536, &cconn_ops, k, &k->chan);
     if (rc) {

@@ -6,9 +6,8 @@
 
 #include <string.h>
 
-#include <gnutls/crypto.h>
-
 #include "audit.h"
+#include "crypto.h"
 #include "err.h"
 #include "rpc_chan.h"
 #include "rpc_frame.h"
@@ -73,8 +72,7 @@ pz_replay_cache *pz_replay_cache_new(size_t max, uint64_t skew_ns)
     g_queue_init(&c->fifo);
     c->max = max ? max : 1;
     c->skew_ns = skew_ns;
-    if (gnutls_rnd(GNUTLS_RND_NONCE, &c->k0, sizeof(c->k0)) < 0 ||
-        gnutls_rnd(GNUTLS_RND_NONCE, &c->k1, sizeof(c->k1)) < 0) {
+    if (pz_crypto_nonce(&c->k0, sizeof(c->k0)) != 0 || pz_crypto_nonce(&c->k1, sizeof(c->k1)) != 0) {
         c->k0 = (uint64_t)g_get_monotonic_time() * 0x2545f4914f6cdd1dull;
         c->k1 = (uint64_t)g_random_int() << 32 | g_random_int();
     }
@@ -167,7 +165,7 @@ struct pz_rpc_conn {
     char **roles;
     uint8_t sign_pub[32], e2e_pub[32];
     pz_addr addr;
-    gnutls_pubkey_t pub;
+    pz_verify_key *pub; /* the peer's signing key, imported once */
     pz_wire_mac *mac;
     int mac_state; /* 0 not tried, 1 ready, -1 unavailable */
     size_t in_flight;
@@ -433,7 +431,7 @@ static int ensure_mac(pz_rpc_conn *c)
         tp->channel_binding(pz_rpc_chan_tconn(c->chan), PZ_WIRE_MAC_LABEL, key, sizeof(key), &err) == 0 &&
         pz_wire_mac_new(key, sizeof(key), &c->mac) == 0)
         c->mac_state = 1;
-    gnutls_memset(key, 0, sizeof(key));
+    pz_crypto_wipe(key, sizeof(key));
     pz_err_clear(&err);
     return c->mac_state > 0;
 }
@@ -515,8 +513,8 @@ static void handle_request(pz_rpc_conn *c, pz_wire_request *req)
     }
     if ((m->flags & PZ_RPC_AUDIT) && s->audit) {
         GError *gerr = NULL;
-        if (pz_audit_append(s->audit, now, req->caller, g_variant_get_data(req->signed_part),
-                            g_variant_get_size(req->signed_part), req->auth, req->auth_len, &gerr) != 0) {
+        if (pz_audit_append(s->audit, now, req->caller, req->signed_part, req->signed_len, req->auth, req->auth_len,
+                            &gerr) != 0) {
             /* Without its evidence an audited method does not run. */
             g_warning("rpc: audit log: %s", gerr->message);
             g_error_free(gerr);
@@ -527,9 +525,12 @@ static void handle_request(pz_rpc_conn *c, pz_wire_request *req)
     }
     emit(s, c, PZ_BEHAVIOR_VALID_REQUEST, NULL);
 
-    /* 4. The handler, with the call's deadline. */
+    /* 4. The handler, with the call's deadline. The params leave the frame
+     * (handlers may keep them): the only copy of a request's bytes. */
     pz_rpc_call *call = g_try_new0(pz_rpc_call, 1);
-    if (!call) {
+    GVariant *params = call ? pz_wire_value_dup(&req->params) : NULL;
+    if (!params) {
+        g_free(call);
         respond(c, req->call_id, req->mode, 1, PZ_RPC_UNAVAILABLE, "out of memory", NULL);
         finish(s, c, req->method, PZ_RPC_UNAVAILABLE, arrival, "out of memory");
         return;
@@ -554,8 +555,9 @@ static void handle_request(pz_rpc_conn *c, pz_wire_request *req)
         pz_rpc_chan_pause(c->chan, 1);
 
     call->in_handler = 1;
-    m->handler(call, req->params, m->ud);
+    m->handler(call, params, m->ud);
     call->in_handler = 0;
+    g_variant_unref(params);
     if (call->answered) {
         call_detach(call);
         g_free(call);
@@ -598,8 +600,7 @@ static void on_frame(void *ud, pz_rpc_chan *chan, const uint8_t *frame, size_t l
         conn_end(c, PZ_EPROTO, why ? why : "malformed envelope");
         return;
     }
-    handle_request(c, &req);
-    pz_wire_request_clear(&req);
+    handle_request(c, &req); /* REQ points into FRAME, valid until we return */
 }
 
 static void on_closed(void *ud, pz_rpc_chan *chan, int code, const char *why)
@@ -709,8 +710,7 @@ static void conn_free(pz_rpc_conn *c)
 {
     if (c->chan)
         pz_rpc_chan_unref(c->chan);
-    if (c->pub)
-        gnutls_pubkey_deinit(c->pub);
+    pz_verify_key_free(c->pub);
     pz_wire_mac_free(c->mac);
     g_free(c->node_id);
     g_free(c->node_type);
@@ -748,7 +748,7 @@ PZ_API int pz_rpc_server_add_connection(pz_rpc_server *s, const pz_transport_pro
     if (peer->sign_pub) {
         memcpy(c->sign_pub, peer->sign_pub, 32);
         c->id.sign_pub = c->sign_pub;
-        if (pz_wire_pubkey_import(c->sign_pub, &c->pub) != 0)
+        if (pz_verify_key_new(c->sign_pub, &c->pub) != 0)
             c->pub = NULL; /* signed calls will fail verification */
     }
     if (peer->e2e_pub) {

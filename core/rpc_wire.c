@@ -1,29 +1,27 @@
-/* core/rpc_wire.c — RPC envelopes: GVariant encoding/decoding and their
- * Ed25519 signatures or HMAC-SHA256 tags (see rpc_wire.h and
+/* core/rpc_wire.c — RPC envelopes: encoding in GVariant normal form, a
+ * strict allocation-free reader for decoding, and their Ed25519 signatures
+ * or HMAC-SHA256 tags through the crypto seam (see rpc_wire.h and
  * docs/rpc-wire.md). */
 #include "config.h"
 
 #include <stdarg.h>
 #include <string.h>
 
-#include <gcrypt.h>
-#include <gnutls/crypto.h>
-#include <gnutls/gnutls.h>
-#include <nettle/eddsa.h>
-
+#include "crypto.h"
 #include "rpc_frame.h"
 #include "rpc_wire.h"
 
 #define DOMAIN_LEN (sizeof(PZ_WIRE_DOMAIN_CALL)) /* including the NUL separator */
 G_STATIC_ASSERT(sizeof(PZ_WIRE_DOMAIN_CALL) == sizeof(PZ_WIRE_DOMAIN_RESP));
+G_STATIC_ASSERT(PZ_WIRE_SIG_LEN == PZ_ED25519_SIG_LEN);
+G_STATIC_ASSERT(PZ_WIRE_MAC_LEN == PZ_SHA256_LEN);
 
 struct pz_rpc_key {
-    gnutls_privkey_t priv;
-    uint8_t pub[32];
+    pz_sign_key *sk; /* seed in secure memory, GnuTLS key imported once */
 };
 
 struct pz_wire_mac {
-    gcry_mac_hd_t hd;
+    pz_hmac_key *key; /* prepared once, secure memory */
 };
 
 PZ_API GQuark pz_rpc_error_quark(void)
@@ -100,38 +98,18 @@ int pz_wire_node_id_valid(const char *id)
 }
 
 /* ------------------------------------------------------------------------ */
-/* Keys and MACs. */
-
-static gpointer gcrypt_init(gpointer unused)
-{
-    (void)unused;
-    /* Selects the library version; initialisation proper (secure memory)
-     * belongs to the process (core crypto), which may finish it later. */
-    gcry_check_version(NULL);
-    return NULL;
-}
-
-static void ensure_gcrypt(void)
-{
-    static GOnce once = G_ONCE_INIT;
-    g_once(&once, gcrypt_init, NULL);
-}
+/* Keys and MACs: all through the crypto seam. */
 
 PZ_API int pz_rpc_key_new(const uint8_t seed[32], pz_rpc_key **out, GError **error)
 {
     int rc = 0;
     *out = NULL;
-    pz_rpc_key *k = g_new0(pz_rpc_key, 1);
-    ed25519_sha512_public_key(k->pub, seed);
-    if (gnutls_privkey_init(&k->priv) < 0) {
-        rc = pz_rpc_set_error(error, PZ_ENOMEM, "signing key: out of memory");
-        goto out;
-    }
-    gnutls_datum_t x = {k->pub, 32};
-    gnutls_datum_t d = {(unsigned char *)seed, 32};
-    int grc = gnutls_privkey_import_ecc_raw(k->priv, GNUTLS_ECC_CURVE_ED25519, &x, NULL, &d);
-    if (grc < 0) {
-        rc = pz_rpc_set_error(error, PZ_ECRYPTO, "signing key: %s", gnutls_strerror(grc));
+    pz_rpc_key *k = g_try_new0(pz_rpc_key, 1);
+    if (!k)
+        return pz_rpc_set_error(error, PZ_ENOMEM, "signing key: out of memory");
+    rc = pz_sign_key_new(seed, &k->sk);
+    if (rc) {
+        rc = pz_rpc_set_error(error, rc, "signing key: %s", pz_strerror(rc));
         goto out;
     }
     *out = k;
@@ -143,58 +121,51 @@ out:
 
 PZ_API int pz_rpc_key_generate(pz_rpc_key **out, GError **error)
 {
-    uint8_t seed[32];
+    int rc = 0;
     *out = NULL;
-    if (gnutls_rnd(GNUTLS_RND_KEY, seed, sizeof(seed)) < 0)
-        return pz_rpc_set_error(error, PZ_ECRYPTO, "signing key: random generator failed");
-    int rc = pz_rpc_key_new(seed, out, error);
-    gnutls_memset(seed, 0, sizeof(seed));
+    pz_rpc_key *k = g_try_new0(pz_rpc_key, 1);
+    if (!k)
+        return pz_rpc_set_error(error, PZ_ENOMEM, "signing key: out of memory");
+    rc = pz_sign_key_generate(&k->sk);
+    if (rc) {
+        rc = pz_rpc_set_error(error, rc, "signing key: %s", pz_strerror(rc));
+        goto out;
+    }
+    *out = k;
+    k = NULL;
+out:
+    pz_rpc_key_free(k);
     return rc;
 }
 
 PZ_API void pz_rpc_key_public(const pz_rpc_key *key, uint8_t pub[32])
 {
-    memcpy(pub, key->pub, 32);
+    memcpy(pub, pz_sign_key_public(key->sk), PZ_ED25519_PUB_LEN);
 }
 
 PZ_API void pz_rpc_key_free(pz_rpc_key *key)
 {
     if (!key)
         return;
-    if (key->priv)
-        gnutls_privkey_deinit(key->priv);
+    pz_sign_key_free(key->sk); /* seed wiped */
     g_free(key);
 }
 
-int pz_wire_pubkey_import(const uint8_t raw[32], gnutls_pubkey_t *out)
+pz_sign_key *pz_rpc_key_sign_key(const pz_rpc_key *key)
 {
-    gnutls_pubkey_t pub;
-    *out = NULL;
-    if (gnutls_pubkey_init(&pub) < 0)
-        return PZ_ENOMEM;
-    gnutls_datum_t x = {(unsigned char *)raw, 32};
-    if (gnutls_pubkey_import_ecc_raw(pub, GNUTLS_ECC_CURVE_ED25519, &x, NULL) < 0) {
-        gnutls_pubkey_deinit(pub);
-        return PZ_ECRYPTO;
-    }
-    *out = pub;
-    return 0;
+    return key->sk;
 }
 
 int pz_wire_mac_new(const uint8_t *key, size_t key_len, pz_wire_mac **out)
 {
-    ensure_gcrypt();
     *out = NULL;
     pz_wire_mac *m = g_try_new0(pz_wire_mac, 1);
     if (!m)
         return PZ_ENOMEM;
-    if (gcry_mac_open(&m->hd, GCRY_MAC_HMAC_SHA256, GCRY_MAC_FLAG_SECURE, NULL) != 0) {
+    int rc = pz_hmac_key_new(key, key_len, &m->key);
+    if (rc) {
         g_free(m);
-        return PZ_ECRYPTO;
-    }
-    if (gcry_mac_setkey(m->hd, key, key_len) != 0) {
-        pz_wire_mac_free(m);
-        return PZ_ECRYPTO;
+        return rc;
     }
     *out = m;
     return 0;
@@ -204,119 +175,59 @@ void pz_wire_mac_free(pz_wire_mac *mac)
 {
     if (!mac)
         return;
-    gcry_mac_close(mac->hd); /* secure handle: key wiped */
+    pz_hmac_key_free(mac->key);
     g_free(mac);
-}
-
-/* DOMAIN ‖ 0x00 ‖ DATA in one buffer (Ed25519 signs a whole message). Small
- * messages use the caller's stack buffer. */
-static uint8_t *domain_message(const char *domain, const uint8_t *data, size_t len, uint8_t *stack,
-                               size_t stack_len, size_t *total)
-{
-    *total = DOMAIN_LEN + len;
-    uint8_t *m = *total <= stack_len ? stack : g_try_malloc(*total);
-    if (!m)
-        return NULL;
-    memcpy(m, domain, DOMAIN_LEN);
-    memcpy(m + DOMAIN_LEN, data, len);
-    return m;
 }
 
 int pz_wire_sign(const pz_rpc_key *key, const char *domain, const uint8_t *data, size_t len,
                  uint8_t sig[PZ_WIRE_SIG_LEN])
 {
-    uint8_t stack[1024];
-    size_t total;
-    int rc = PZ_ECRYPTO;
-    uint8_t *m = domain_message(domain, data, len, stack, sizeof(stack), &total);
-    if (!m)
-        return PZ_ENOMEM;
-    gnutls_datum_t in = {m, (unsigned)total}, s = {NULL, 0};
-    if (gnutls_privkey_sign_data2(key->priv, GNUTLS_SIGN_EDDSA_ED25519, 0, &in, &s) < 0)
-        goto out;
-    if (s.size != PZ_WIRE_SIG_LEN)
-        goto out;
-    memcpy(sig, s.data, PZ_WIRE_SIG_LEN);
-    rc = 0;
-out:
-    gnutls_free(s.data);
-    if (m != stack)
-        g_free(m);
-    return rc;
+    pz_iov m[2] = {{domain, DOMAIN_LEN}, {data, len}};
+    if (!key)
+        return PZ_ECRYPTO;
+    int rc = pz_sign_iov(key->sk, m, 2, sig);
+    return rc == PZ_ENOMEM ? rc : rc ? PZ_ECRYPTO : 0;
 }
 
-int pz_wire_verify_sig(gnutls_pubkey_t pub, const char *domain, const uint8_t *data, size_t len,
-                       const uint8_t *sig, size_t sig_len)
+int pz_wire_verify_sig(pz_verify_key *pub, const char *domain, const uint8_t *data, size_t len, const uint8_t *sig,
+                       size_t sig_len)
 {
-    uint8_t stack[1024];
-    size_t total;
-    if (!pub || sig_len != PZ_WIRE_SIG_LEN)
+    pz_iov m[2] = {{domain, DOMAIN_LEN}, {data, len}};
+    if (!pub || !sig || sig_len != PZ_WIRE_SIG_LEN)
         return PZ_ECRYPTO;
-    uint8_t *m = domain_message(domain, data, len, stack, sizeof(stack), &total);
-    if (!m)
-        return PZ_ENOMEM;
-    gnutls_datum_t in = {m, (unsigned)total}, s = {(unsigned char *)sig, (unsigned)sig_len};
-    int grc = gnutls_pubkey_verify_data2(pub, GNUTLS_SIGN_EDDSA_ED25519, 0, &in, &s);
-    if (m != stack)
-        g_free(m);
-    return grc < 0 ? PZ_ECRYPTO : 0;
+    return pz_verify_iov(pub, m, 2, sig, sig_len) == 0 ? 0 : PZ_ECRYPTO;
 }
 
-static int mac_compute(pz_wire_mac *mac, const char *domain, const uint8_t *data, size_t len,
-                       uint8_t tag[PZ_WIRE_MAC_LEN])
+/* The authenticator of DATA under DOMAIN per AUTH (mode 0: none). */
+static int auth_make(const pz_wire_auth *auth, const char *domain, const uint8_t *data, size_t len,
+                     uint8_t tag[PZ_WIRE_SIG_LEN], size_t *tag_len)
 {
-    size_t tlen = PZ_WIRE_MAC_LEN;
-    if (gcry_mac_reset(mac->hd) || gcry_mac_write(mac->hd, domain, DOMAIN_LEN) ||
-        gcry_mac_write(mac->hd, data, len) || gcry_mac_read(mac->hd, tag, &tlen) || tlen != PZ_WIRE_MAC_LEN)
-        return PZ_ECRYPTO;
-    return 0;
-}
-
-static int mac_check(pz_wire_mac *mac, const char *domain, const uint8_t *data, size_t len, const uint8_t *tag,
-                     size_t tag_len)
-{
-    if (!mac || tag_len != PZ_WIRE_MAC_LEN)
-        return PZ_ECRYPTO;
-    if (gcry_mac_reset(mac->hd) || gcry_mac_write(mac->hd, domain, DOMAIN_LEN) ||
-        gcry_mac_write(mac->hd, data, len))
-        return PZ_ECRYPTO;
-    return gcry_mac_verify(mac->hd, tag, tag_len) == 0 ? 0 : PZ_ECRYPTO; /* constant time */
-}
-
-/* Authenticate the serialized signed part DATA: the tag goes in TAG, its
- * length in *TAG_LEN (0 for mode 0). */
-static int auth_make(const pz_wire_auth *auth, const char *domain, const uint8_t *data, size_t len, uint8_t *tag,
-                     size_t *tag_len)
-{
+    pz_iov m[2] = {{domain, DOMAIN_LEN}, {data, len}};
     *tag_len = 0;
     if (!auth || auth->mode == 0)
         return 0;
     if (auth->mode == PZ_WIRE_MODE_SIG) {
-        if (!auth->key)
-            return PZ_ECRYPTO;
         *tag_len = PZ_WIRE_SIG_LEN;
         return pz_wire_sign(auth->key, domain, data, len, tag);
     }
-    if (auth->mode == PZ_WIRE_MODE_MAC) {
-        if (!auth->mac)
-            return PZ_ECRYPTO;
+    if (auth->mode == PZ_WIRE_MODE_MAC && auth->mac) {
         *tag_len = PZ_WIRE_MAC_LEN;
-        return mac_compute(auth->mac, domain, data, len, tag);
+        return pz_hmac_key_sign(auth->mac->key, m, 2, tag) ? PZ_ECRYPTO : 0;
     }
-    return PZ_EINVAL;
+    return PZ_ECRYPTO;
 }
 
-static int auth_check(const pz_wire_auth *auth, const char *domain, GVariant *signed_part, const uint8_t *tag,
-                      size_t tag_len)
+/* Check TAG over DATA under DOMAIN per AUTH (constant time for MACs). */
+static int auth_check(const pz_wire_auth *auth, const char *domain, const uint8_t *data, size_t len,
+                      const uint8_t *tag, size_t tag_len)
 {
-    const uint8_t *data = g_variant_get_data(signed_part);
-    size_t len = g_variant_get_size(signed_part);
+    pz_iov m[2] = {{domain, DOMAIN_LEN}, {data, len}};
     if (!auth)
         return PZ_ECRYPTO;
     if (auth->mode == PZ_WIRE_MODE_SIG)
         return pz_wire_verify_sig(auth->pub, domain, data, len, tag, tag_len);
-    if (auth->mode == PZ_WIRE_MODE_MAC)
-        return mac_check(auth->mac, domain, data, len, tag, tag_len);
+    if (auth->mode == PZ_WIRE_MODE_MAC && auth->mac)
+        return pz_hmac_key_verify(auth->mac->key, m, 2, tag, tag_len) == 0 ? 0 : PZ_ECRYPTO;
     return PZ_ECRYPTO;
 }
 
@@ -324,110 +235,140 @@ static int auth_check(const pz_wire_auth *auth, const char *domain, GVariant *si
 /* Encoding.
  *
  * Envelopes are serialized directly in GVariant normal form (the GVariant
- * specification, "Serialisation"), without building GVariant trees: their
- * types are fixed, and building and serializing trees cost more than the
- * MAC of a mac-mode call. Only params/data are GVariant values, whose
- * serialization GLib provides. Receivers check normal form with GLib; the
- * unit tests compare these bytes with g_variant_get_data's. */
+ * specification, "Serialisation") into the caller's output buffer, without
+ * GVariant trees or intermediate buffers: their types are fixed. Only
+ * params/data are GVariant values, whose serialization GLib provides. The
+ * unit tests compare these bytes with g_variant_get_data's. The signed part
+ * is signed where it lies in the output. */
 
-/* One tuple member: DATA/LEN serialized, ALIGN its alignment (1, 4, 8),
- * VARIABLE when its type is not fixed-size. */
-typedef struct member {
-    const void *data;
-    size_t len;
-    unsigned align;
-    int variable;
-} member;
+/* Framing offsets of one tuple being written: members are appended to the
+ * buffer in order, the end of each variable-size member but the last is
+ * remembered, and tw_end appends the offsets (last member's first), each of
+ * the smallest size that can address the whole tuple. */
+typedef struct tuple_w {
+    GByteArray *b;
+    size_t env0; /* start of the envelope: alignment is relative to it */
+    size_t base; /* start of this tuple */
+    size_t offs[4];
+    size_t n;
+} tuple_w;
 
-static void put_le(GByteArray *b, uint64_t v, unsigned n)
+static void tw_begin(tuple_w *w, GByteArray *b, size_t env0)
 {
-    uint8_t x[8];
-    for (unsigned i = 0; i < n; i++)
-        x[i] = (uint8_t)(v >> (8 * i));
-    g_byte_array_append(b, x, n);
+    w->b = b;
+    w->env0 = env0;
+    w->base = b->len;
+    w->n = 0;
 }
 
-static void pad_to(GByteArray *b, size_t base, unsigned align)
+static void tw_pad(tuple_w *w, unsigned align)
 {
     static const uint8_t zeros[8];
-    size_t rem = (b->len - base) % align;
+    size_t rem = (w->b->len - w->env0) % align;
     if (rem)
-        g_byte_array_append(b, zeros, (guint)(align - rem));
+        g_byte_array_append(w->b, zeros, (guint)(align - rem));
 }
 
-/* Append the normal-form serialization of a variable-size tuple of the N
- * members M to B (whose length is aligned for the tuple). */
-static void put_tuple(GByteArray *b, const member *m, size_t n)
+static void tw_put(tuple_w *w, const void *data, size_t len, unsigned align)
 {
-    size_t base = b->len, offs[8];
-    size_t no = 0;
-    for (size_t i = 0; i < n; i++) {
-        pad_to(b, base, m[i].align);
-        g_byte_array_append(b, m[i].data, (guint)m[i].len);
-        if (m[i].variable && i + 1 < n)
-            offs[no++] = b->len - base;
+    tw_pad(w, align);
+    if (len)
+        g_byte_array_append(w->b, data, (guint)len);
+}
+
+/* The member just written was variable-size and not the last. */
+static void tw_mark(tuple_w *w)
+{
+    w->offs[w->n++] = w->b->len - w->base;
+}
+
+static unsigned offset_size_for(size_t body, size_t n)
+{
+    return body + n <= 0xff ? 1 : body + 2 * n <= 0xffff ? 2 : body + 4 * n <= 0xffffffffu ? 4 : 8;
+}
+
+static void tw_end(tuple_w *w)
+{
+    unsigned osz = offset_size_for(w->b->len - w->base, w->n);
+    for (size_t j = w->n; j-- > 0;) {
+        uint8_t x[8];
+        for (unsigned i = 0; i < osz; i++)
+            x[i] = (uint8_t)((uint64_t)w->offs[j] >> (8 * i));
+        g_byte_array_append(w->b, x, osz);
     }
-    /* Framing offsets, last member's first, each of the smallest size
-     * that can address the whole tuple (gvs_calculate_total_size). */
-    size_t body = b->len - base;
-    unsigned osz = body + no <= 0xff ? 1 : body + 2 * no <= 0xffff ? 2 : body + 4 * no <= 0xffffffffu ? 4 : 8;
-    for (size_t j = no; j-- > 0;)
-        put_le(b, offs[j], osz);
 }
 
-static member m_str(const char *s)
+/* A 'v' member: value ‖ 0x00 ‖ type string (aligned 8; last in its tuple
+ * here). V NULL stands for the unit "()". */
+static void tw_variant(tuple_w *w, GVariant *v)
 {
-    return (member){s, strlen(s) + 1, 1, 1};
+    const char *type = v ? g_variant_get_type_string(v) : "()";
+    tw_pad(w, 8);
+    if (v) {
+        size_t n = g_variant_get_size(v);
+        if (n)
+            g_byte_array_append(w->b, g_variant_get_data(v), (guint)n);
+    } else {
+        g_byte_array_append(w->b, (const guint8 *)"", 1); /* "()" is one zero byte */
+    }
+    g_byte_array_append(w->b, (const guint8 *)"", 1);
+    g_byte_array_append(w->b, (const guint8 *)type, (guint)strlen(type));
 }
 
-static member m_bytes(const void *p, size_t n)
+static void put_le(uint8_t *p, uint64_t v, unsigned n)
 {
-    return (member){p, n, 1, 1};
+    for (unsigned i = 0; i < n; i++)
+        p[i] = (uint8_t)(v >> (8 * i));
 }
 
-static member m_fixed(const void *p, unsigned n)
+/* Start a frame in OUT: header placeholder, then (yyv)'s version, kind and
+ * padding. Returns the envelope's start. */
+static size_t frame_begin(GByteArray *out, guint8 kind)
 {
-    return (member){p, n, n, 0};
+    uint8_t hdr[PZ_FRAME_HDR + 8] = {0};
+    hdr[PZ_FRAME_HDR] = PZ_WIRE_VERSION;
+    hdr[PZ_FRAME_HDR + 1] = kind;
+    size_t start = out->len;
+    g_byte_array_append(out, hdr, sizeof(hdr));
+    return start + PZ_FRAME_HDR;
 }
 
-/* A 'v' member's bytes: value ‖ 0x00 ‖ type string, built in TMP. */
-static member m_variant(GByteArray *tmp, GVariant *v)
+/* The signed part ends at OUT's end, starting at SP0 (= ENV0 + 8). Check
+ * the size the envelope will have, authenticate the signed part in place,
+ * then finish body and frame: auth, body framing offset, the variant's type
+ * string, the frame header. On error OUT is cut back to where the frame
+ * began. */
+static int frame_finish(GByteArray *out, size_t max_frame, size_t env0, const char *domain, const char *body_type,
+                        const pz_wire_auth *auth)
 {
-    const char *type = g_variant_get_type_string(v);
-    g_byte_array_set_size(tmp, 0);
-    g_byte_array_append(tmp, g_variant_get_data(v), (guint)g_variant_get_size(v));
-    g_byte_array_append(tmp, (const guint8 *)"", 1);
-    g_byte_array_append(tmp, (const guint8 *)type, (guint)strlen(type));
-    return (member){tmp->data, tmp->len, 8, 1};
-}
-
-/* Frame (header + envelope) around the serialized signed part SP and its
- * authenticator, appended to OUT. */
-static int put_envelope(GByteArray *out, size_t max_frame, guint8 kind, const GByteArray *sp, const uint8_t *tag,
-                        size_t tag_len, const char *body_type)
-{
-    GByteArray *body = g_byte_array_sized_new(sp->len + tag_len + 64);
-    member bm[2] = {{sp->data, sp->len, 8, 1}, m_bytes(tag, tag_len)};
-    put_tuple(body, bm, 2);
-    size_t tl = strlen(body_type);
-    /* (yyv): version, kind, padding to 8, then the variant (last: no
-     * framing offset). */
-    size_t size = 8 + body->len + 1 + tl;
     int rc = 0;
+    uint8_t tag[PZ_WIRE_SIG_LEN];
+    size_t tag_len = auth && auth->mode == PZ_WIRE_MODE_SIG ? PZ_WIRE_SIG_LEN
+                     : auth && auth->mode == PZ_WIRE_MODE_MAC ? PZ_WIRE_MAC_LEN
+                                                               : 0;
+    size_t sp0 = env0 + 8, sp_len = out->len - sp0;
+    size_t body = sp_len + tag_len;
+    unsigned osz = offset_size_for(body, 1);
+    size_t tl = strlen(body_type);
+    size_t size = 8 + body + osz + 1 + tl;
     if (size > max_frame || size > G_MAXUINT32) {
         rc = PZ_ERANGE;
         goto out;
     }
-    uint8_t hdr[PZ_FRAME_HDR + 8] = {0};
-    pz_frame_put_header(hdr, (uint32_t)size);
-    hdr[PZ_FRAME_HDR] = PZ_WIRE_VERSION;
-    hdr[PZ_FRAME_HDR + 1] = kind;
-    g_byte_array_append(out, hdr, sizeof(hdr));
-    g_byte_array_append(out, body->data, body->len);
+    rc = auth_make(auth, domain, out->data + sp0, sp_len, tag, &tag_len);
+    if (rc)
+        goto out;
+    if (tag_len)
+        g_byte_array_append(out, tag, (guint)tag_len);
+    uint8_t off[8];
+    put_le(off, sp_len, osz);
+    g_byte_array_append(out, off, osz);
     g_byte_array_append(out, (const guint8 *)"", 1);
     g_byte_array_append(out, (const guint8 *)body_type, (guint)tl);
+    pz_frame_put_header(out->data + env0 - PZ_FRAME_HDR, (uint32_t)size);
 out:
-    g_byte_array_unref(body);
+    if (rc)
+        g_byte_array_set_size(out, (guint)(env0 - PZ_FRAME_HDR));
     return rc;
 }
 
@@ -436,9 +377,6 @@ int pz_wire_request_encode(GByteArray *out, size_t max_frame, const char *method
                            uint32_t timeout_ms, GVariant *params, const pz_wire_auth *auth)
 {
     int rc = 0;
-    GByteArray *ctx = NULL, *sp = NULL, *vt = NULL;
-    uint8_t tag[PZ_WIRE_SIG_LEN];
-    size_t tag_len = 0;
     if (params)
         g_variant_ref_sink(params);
     if (!pz_wire_method_valid(method) || !pz_wire_node_id_valid(caller) || !pz_wire_node_id_valid(target) ||
@@ -446,31 +384,31 @@ int pz_wire_request_encode(GByteArray *out, size_t max_frame, const char *method
         rc = PZ_EINVAL;
         goto out;
     }
-    guint64 ts = GUINT64_TO_LE(timestamp_ns);
-    guint32 to = GUINT32_TO_LE(timeout_ms);
-    guint8 mode = (guint8)auth->mode;
-    ctx = g_byte_array_sized_new(128);
-    member cm[7] = {m_str(method),  m_fixed(&ts, 8), m_bytes(call_id, PZ_RPC_CALL_ID_LEN), m_str(caller),
-                    m_str(target), m_fixed(&to, 4), m_fixed(&mode, 1)};
-    put_tuple(ctx, cm, 7);
-    vt = g_byte_array_new();
-    GVariant *unit = params ? NULL : g_variant_ref_sink(g_variant_new_tuple(NULL, 0));
-    member pm = m_variant(vt, params ? params : unit);
-    if (unit)
-        g_variant_unref(unit);
-    sp = g_byte_array_sized_new(ctx->len + vt->len + 16);
-    member sm[2] = {{ctx->data, ctx->len, 8, 1}, pm};
-    put_tuple(sp, sm, 2);
-    rc = auth_make(auth, PZ_WIRE_DOMAIN_CALL, sp->data, sp->len, tag, &tag_len);
-    if (rc == 0)
-        rc = put_envelope(out, max_frame, PZ_WIRE_KIND_REQUEST, sp, tag, tag_len, PZ_WIRE_TYPE_REQUEST);
+    uint8_t ts[8], to[4], mode = (uint8_t)auth->mode;
+    put_le(ts, timestamp_ns, 8);
+    put_le(to, timeout_ms, 4);
+    size_t env0 = frame_begin(out, PZ_WIRE_KIND_REQUEST);
+    /* ((stayssuy)v): the context tuple, then params. */
+    tuple_w sp, ctx;
+    tw_begin(&sp, out, env0);
+    tw_begin(&ctx, out, env0);
+    tw_put(&ctx, method, strlen(method) + 1, 1);
+    tw_mark(&ctx);
+    tw_put(&ctx, ts, 8, 8);
+    tw_put(&ctx, call_id, PZ_RPC_CALL_ID_LEN, 1);
+    tw_mark(&ctx);
+    tw_put(&ctx, caller, strlen(caller) + 1, 1);
+    tw_mark(&ctx);
+    tw_put(&ctx, target, strlen(target) + 1, 1);
+    tw_mark(&ctx);
+    tw_put(&ctx, to, 4, 4);
+    tw_put(&ctx, &mode, 1, 1);
+    tw_end(&ctx);
+    tw_mark(&sp);
+    tw_variant(&sp, params);
+    tw_end(&sp);
+    rc = frame_finish(out, max_frame, env0, PZ_WIRE_DOMAIN_CALL, PZ_WIRE_TYPE_REQUEST, auth);
 out:
-    if (ctx)
-        g_byte_array_unref(ctx);
-    if (sp)
-        g_byte_array_unref(sp);
-    if (vt)
-        g_byte_array_unref(vt);
     if (params)
         g_variant_unref(params);
     return rc;
@@ -481,9 +419,6 @@ int pz_wire_response_encode(GByteArray *out, size_t max_frame, GVariant *data,
                             int32_t status, const char *message, const pz_wire_auth *auth)
 {
     int rc = 0;
-    GByteArray *sp = NULL, *vt = NULL;
-    uint8_t tag[PZ_WIRE_SIG_LEN];
-    size_t tag_len = 0;
     char msg[PZ_WIRE_MESSAGE_MAX + 1];
     if (data)
         g_variant_ref_sink(data);
@@ -496,142 +431,497 @@ int pz_wire_response_encode(GByteArray *out, size_t max_frame, GVariant *data,
     const char *end = NULL;
     if (!g_utf8_validate(msg, -1, &end))
         msg[end - msg] = '\0';
-    guint64 ts = GUINT64_TO_LE(timestamp_ns);
-    guint32 st = GUINT32_TO_LE((guint32)status);
-    vt = g_byte_array_new();
-    GVariant *unit = data ? NULL : g_variant_ref_sink(g_variant_new_tuple(NULL, 0));
-    member dm = m_variant(vt, data ? data : unit);
-    if (unit)
-        g_variant_unref(unit);
-    sp = g_byte_array_sized_new(vt->len + 128);
-    member sm[6] = {dm, m_bytes(call_id, PZ_RPC_CALL_ID_LEN), m_fixed(&ts, 8), m_str(sender), m_fixed(&st, 4),
-                    m_str(msg)};
-    put_tuple(sp, sm, 6);
-    rc = auth_make(auth, PZ_WIRE_DOMAIN_RESP, sp->data, sp->len, tag, &tag_len);
-    if (rc == 0)
-        rc = put_envelope(out, max_frame, PZ_WIRE_KIND_RESPONSE, sp, tag, tag_len, PZ_WIRE_TYPE_RESPONSE);
+    uint8_t ts[8], st[4];
+    put_le(ts, timestamp_ns, 8);
+    put_le(st, (uint32_t)status, 4);
+    size_t env0 = frame_begin(out, PZ_WIRE_KIND_RESPONSE);
+    /* (vaytsis) */
+    tuple_w sp;
+    tw_begin(&sp, out, env0);
+    tw_variant(&sp, data);
+    tw_mark(&sp);
+    tw_put(&sp, call_id, PZ_RPC_CALL_ID_LEN, 1);
+    tw_mark(&sp);
+    tw_put(&sp, ts, 8, 8);
+    tw_put(&sp, sender, strlen(sender) + 1, 1);
+    tw_mark(&sp);
+    tw_put(&sp, st, 4, 4);
+    tw_put(&sp, msg, strlen(msg) + 1, 1);
+    tw_end(&sp);
+    rc = frame_finish(out, max_frame, env0, PZ_WIRE_DOMAIN_RESP, PZ_WIRE_TYPE_RESPONSE, auth);
 out:
-    if (sp)
-        g_byte_array_unref(sp);
-    if (vt)
-        g_byte_array_unref(vt);
     if (data)
         g_variant_unref(data);
     return rc;
 }
 
 /* ------------------------------------------------------------------------ */
-/* Decoding. */
+/* Decoding: a strict reader of the GVariant serialisation format.
+ *
+ * nf_value answers "is this the normal form of a value of this type?"
+ * exactly as GLib 2.74's g_variant_serialised_is_normal does (the GVariant
+ * specification's normal form plus GLib's nesting limit), without
+ * allocating: type information (alignment, fixed size, nesting depth) is
+ * computed once per type string into a table on the caller's stack, so
+ * checking costs what GLib's check costs. The envelope is checked whole,
+ * params included, before a field is read; fields are then read straight
+ * from the bytes. test_rpc_wire_nf compares the answers with GLib's on seeds
+ * and mutations. */
 
-static void unref0(GVariant **v)
+/* GLib's G_VARIANT_MAX_RECURSION_DEPTH (a gsize: the arithmetic below is
+ * unsigned on purpose, as GLib's). */
+#define NF_MAX_DEPTH ((size_t)128)
+
+/* What GLib's GVariantTypeInfo says about the type starting at one
+ * position of a type string. */
+typedef struct nf_node {
+    uint32_t fixed; /* fixed size in bytes, 0 when variable-size */
+    uint16_t end;   /* position one past this type */
+    uint8_t align;  /* alignment mask: 0, 1, 3 or 7 */
+    uint8_t depth;  /* GLib's type depth: 1 for basic types, 0 for "()" */
+} nf_node;
+
+/* Scratch for the type tables of the variants nested along the path being
+ * checked (a stack: a variant's table is dropped when its check returns). */
+typedef struct nf_ctx {
+    nf_node nodes[PZ_WIRE_TYPES_MAX];
+    size_t used;
+    int limited; /* a type string exceeded our limits (not GLib's) */
+} nf_ctx;
+
+/* A type string and its table: N[i] describes the type starting at S[i]. */
+typedef struct nf_type {
+    const char *s;
+    const nf_node *n;
+} nf_type;
+
+static size_t align_up(size_t x, unsigned mask)
 {
-    if (*v) {
-        g_variant_unref(*v);
-        *v = NULL;
+    return (x + mask) & ~(size_t)mask;
+}
+
+/* Scan one complete type at S[POS] (string of LEN bytes) as GLib's
+ * variant_type_string_scan_internal does (same grammar, same nesting
+ * limit), filling TAB for it and every type inside it. 1 valid, 0 not. */
+static int nf_scan(const char *s, size_t len, size_t pos, size_t depth_limit, nf_node *tab)
+{
+    nf_node *t = &tab[pos];
+    size_t p = pos + 1;
+    if (pos >= len)
+        return 0;
+    t->fixed = 0;
+    t->align = 0;
+    t->depth = 1;
+    switch (s[pos]) {
+    case '(': {
+        size_t off = 0, depth = 0;
+        int fixed = 1, any = 0;
+        while (p >= len || s[p] != ')') {
+            if (depth_limit == 0 || !nf_scan(s, len, p, depth_limit - 1, tab))
+                return 0;
+            const nf_node *m = &tab[p];
+            t->align |= m->align;
+            if (m->depth + 1u > depth)
+                depth = m->depth + 1u;
+            if (fixed && m->fixed)
+                off = align_up(off, m->align) + m->fixed;
+            else
+                fixed = 0;
+            any = 1;
+            p = m->end;
+        }
+        p++;
+        t->depth = (uint8_t)depth;
+        /* "()" is one byte; otherwise fixed when every member is, rounded
+         * up to the tuple's alignment. */
+        t->fixed = !any ? 1 : fixed ? (uint32_t)align_up(off, t->align) : 0;
+        break;
+    }
+    case '{': {
+        if (depth_limit == 0 || p >= len || !strchr("bynqihuxtdsog?", s[p]) || s[p] == '\0')
+            return 0;
+        if (!nf_scan(s, len, p, 0, tab)) /* the key: a basic type */
+            return 0;
+        const nf_node *k = &tab[p];
+        p++;
+        if (!nf_scan(s, len, p, depth_limit - 1, tab))
+            return 0;
+        const nf_node *v = &tab[p];
+        p = v->end;
+        if (p >= len || s[p] != '}')
+            return 0;
+        p++;
+        t->align = k->align | v->align;
+        t->depth = (uint8_t)(v->depth + 1u);
+        t->fixed = k->fixed && v->fixed
+                       ? (uint32_t)align_up(align_up(k->fixed, v->align) + v->fixed, t->align)
+                       : 0;
+        break;
+    }
+    case 'm':
+    case 'a':
+        if (depth_limit == 0 || !nf_scan(s, len, p, depth_limit - 1, tab))
+            return 0;
+        t->align = tab[p].align;
+        t->depth = (uint8_t)(tab[p].depth + 1u);
+        p = tab[p].end;
+        break;
+    case 'b': case 'y': t->fixed = 1; break;
+    case 'n': case 'q': t->fixed = 2; t->align = 1; break;
+    case 'i': case 'u': case 'h': t->fixed = 4; t->align = 3; break;
+    case 'x': case 't': case 'd': t->fixed = 8; t->align = 7; break;
+    case 's': case 'o': case 'g': break;
+    case 'v': t->align = 7; break;
+    case 'r': case '*': case '?': break; /* valid, not definite */
+    default:
+        return 0;
+    }
+    t->end = (uint16_t)p;
+    return 1;
+}
+
+/* Build the table of the type string S (LEN bytes, which must be exactly
+ * one definite type) on CTX's stack. NULL when it is not one, or exceeds
+ * our limits (then CTX->limited is set). */
+static const nf_node *nf_push(nf_ctx *ctx, const char *s, size_t len)
+{
+    if (len > PZ_WIRE_TYPE_MAX || len > PZ_WIRE_TYPES_MAX - ctx->used) {
+        ctx->limited = 1;
+        return NULL;
+    }
+    nf_node *tab = ctx->nodes + ctx->used;
+    if (!nf_scan(s, len, 0, NF_MAX_DEPTH, tab) || tab[0].end != len)
+        return NULL;
+    for (size_t i = 0; i < len; i++)
+        if (s[i] == 'r' || s[i] == '*' || s[i] == '?')
+            return NULL; /* not definite */
+    ctx->used += len;
+    return tab;
+}
+
+/* The tables of the envelope's own types, built once. */
+static const char type_env[] = PZ_WIRE_TYPE_ENVELOPE;
+static const char type_req[] = PZ_WIRE_TYPE_REQUEST;
+static const char type_resp[] = PZ_WIRE_TYPE_RESPONSE;
+static nf_node tab_env[sizeof(type_env) - 1], tab_req[sizeof(type_req) - 1], tab_resp[sizeof(type_resp) - 1];
+
+static gpointer known_init(gpointer unused)
+{
+    (void)unused;
+    int ok = nf_scan(type_env, sizeof(type_env) - 1, 0, NF_MAX_DEPTH, tab_env) &&
+             nf_scan(type_req, sizeof(type_req) - 1, 0, NF_MAX_DEPTH, tab_req) &&
+             nf_scan(type_resp, sizeof(type_resp) - 1, 0, NF_MAX_DEPTH, tab_resp);
+    g_assert(ok);
+    return NULL;
+}
+
+static void known_tables(void)
+{
+    static GOnce once = G_ONCE_INIT;
+    g_once(&once, known_init, NULL);
+}
+
+/* The prepared table when S (LEN bytes) is one of the body types. */
+static const nf_node *known_body(const char *s, size_t len)
+{
+    if (len == sizeof(type_req) - 1 && memcmp(s, type_req, len) == 0)
+        return tab_req;
+    if (len == sizeof(type_resp) - 1 && memcmp(s, type_resp, len) == 0)
+        return tab_resp;
+    return NULL;
+}
+
+static uint64_t read_le(const uint8_t *p, unsigned n)
+{
+    uint64_t v = 0;
+    for (unsigned i = n; i-- > 0;)
+        v = v << 8 | p[i];
+    return v;
+}
+
+/* Size of the framing offsets of a container of SIZE bytes. */
+static unsigned offset_size(size_t size)
+{
+    return size > G_MAXUINT32 ? 8 : size > G_MAXUINT16 ? 4 : size > G_MAXUINT8 ? 2 : size > 0 ? 1 : 0;
+}
+
+/* The size of a container with BODY bytes and N framing offsets of the
+ * smallest size that can address it (the normal form's). */
+static size_t total_size(size_t body, size_t n)
+{
+    if (body + n <= G_MAXUINT8)
+        return body + n;
+    if (body + 2 * n <= G_MAXUINT16)
+        return body + 2 * n;
+    if (body + 4 * n <= G_MAXUINT32)
+        return body + 4 * n;
+    return body + 8 * n;
+}
+
+static int nf_value(nf_ctx *ctx, nf_type t, size_t pos, const uint8_t *p, size_t n, size_t depth);
+
+/* The bounds of a tuple's (or dict entry's) members, checking them as
+ * GLib's gvs_tuple_is_normal does; with CHECK each member's value is
+ * checked too. B gets up to MAX [start, end) pairs. Returns the number of
+ * members, or -1 when not in normal form. */
+static int nf_tuple(nf_ctx *ctx, nf_type t, size_t pos, const uint8_t *p, size_t n, size_t depth, int check,
+                    size_t (*b)[2], size_t max)
+{
+    unsigned osz = offset_size(n);
+    size_t offset_ptr = n, off = 0;
+    size_t m = pos + 1;
+    int count = 0;
+    while (t.s[m] != ')' && t.s[m] != '}') {
+        const nf_node *mi = &t.n[m];
+        size_t next = mi->end, end;
+        /* GLib reads one byte past N when padding runs into it; whatever
+         * it finds, the member then fails its bounds: refusing here is the
+         * same answer. */
+        while (off & mi->align) {
+            if (off >= n || p[off] != 0)
+                return -1;
+            off++;
+        }
+        if (mi->fixed) {
+            end = off + mi->fixed;
+        } else if (t.s[next] == ')' || t.s[next] == '}') {
+            end = offset_ptr;
+        } else {
+            if (offset_ptr < osz)
+                return -1;
+            offset_ptr -= osz;
+            if (offset_ptr < off)
+                return -1;
+            end = (size_t)read_le(p + offset_ptr, osz);
+        }
+        if (end < off || end > offset_ptr)
+            return -1;
+        if (check && !nf_value(ctx, t, m, p + off, end - off, depth + 1))
+            return -1;
+        if ((size_t)count < max) {
+            b[count][0] = off;
+            b[count][1] = end;
+        }
+        count++;
+        off = end;
+        m = next;
+    }
+    if (t.n[pos].fixed) {
+        if (count == 0) {
+            if (p[off++] != 0)
+                return -1;
+        } else {
+            while (off & t.n[pos].align)
+                if (p[off++] != 0)
+                    return -1;
+        }
+    }
+    if (offset_ptr != off)
+        return -1;
+    if (n > 0 && total_size(off, (n - offset_ptr) / osz) != n)
+        return -1; /* framing offsets not of the minimal size */
+    return count;
+}
+
+/* An array of variable-size elements (gvs_variable_sized_array_is_normal). */
+static int nf_var_array(nf_ctx *ctx, nf_type t, size_t elem, const uint8_t *p, size_t n, size_t depth)
+{
+    if (n == 0)
+        return 1;
+    unsigned osz = offset_size(n);
+    size_t last_end = (size_t)read_le(p + n - osz, osz);
+    if (last_end > n || (n - last_end) % osz)
+        return 0;
+    size_t count = (n - last_end) / osz;
+    if (count == 0 || total_size(last_end, count) != n)
+        return 0;
+    unsigned align = t.n[elem].align;
+    size_t off = 0;
+    for (size_t i = 0; i < count; i++) {
+        size_t end = (size_t)read_le(p + last_end + osz * i, osz);
+        if (end < off || end > last_end)
+            return 0;
+        while (off & align) {
+            if (!(off < end && p[off] == 0))
+                return 0;
+            off++;
+        }
+        if (!nf_value(ctx, t, elem, p + off, end - off, depth + 1))
+            return 0;
+        off = end;
+    }
+    return 1;
+}
+
+/* An array of fixed-size elements (gvs_fixed_sized_array_is_normal). */
+static int nf_fixed_array(nf_ctx *ctx, nf_type t, size_t elem, const uint8_t *p, size_t n, size_t depth)
+{
+    size_t f = t.n[elem].fixed;
+    if (n % f)
+        return 0;
+    if (n == 0)
+        return 1;
+    if (depth + 1 >= NF_MAX_DEPTH)
+        return 0; /* every element would fail GLib's depth check */
+    switch (t.s[elem]) {
+    case 'b':
+        for (size_t i = 0; i < n; i++)
+            if (p[i] > 1)
+                return 0;
+        return 1;
+    case '(':
+    case '{':
+        for (size_t i = 0; i < n; i += f)
+            if (!nf_value(ctx, t, elem, p + i, f, depth + 1))
+                return 0;
+        return 1;
+    default:
+        return 1; /* numbers: every value is normal */
     }
 }
 
-void pz_wire_request_clear(pz_wire_request *req)
+/* A variant (gvs_variant_get_child + gvs_variant_is_normal): the value,
+ * a zero byte, a definite type string; its type gets a table of its own. */
+static int nf_variant(nf_ctx *ctx, const uint8_t *p, size_t n, size_t depth)
 {
-    if (!req)
-        return;
-    for (size_t i = 0; i < G_N_ELEMENTS(req->kids); i++)
-        unref0(&req->kids[i]);
-    unref0(&req->params);
-    unref0(&req->signed_part);
-    unref0(&req->env);
-    memset(req, 0, sizeof(*req));
+    if (n == 0)
+        return 0;
+    size_t k = n - 1;
+    while (k > 0 && p[k] != 0)
+        k--;
+    if (p[k] != 0)
+        return 0;
+    const char *ts = (const char *)p + k + 1;
+    size_t tl = n - k - 1, pushed = 0;
+    const nf_node *tab = known_body(ts, tl);
+    if (!tab) {
+        tab = tl ? nf_push(ctx, ts, tl) : NULL;
+        if (!tab)
+            return 0;
+        pushed = tl;
+    }
+    int ok = (tab[0].fixed == 0 || tab[0].fixed == k) && depth < NF_MAX_DEPTH - tab[0].depth &&
+             nf_value(ctx, (nf_type){ts, tab}, 0, p, k, depth + 1);
+    ctx->used -= pushed;
+    return ok;
 }
 
-void pz_wire_response_clear(pz_wire_response *resp)
+/* A string: NUL-terminated, valid UTF-8, no NUL before the end
+ * (g_variant_serialiser_is_string). */
+static int nf_string(const uint8_t *p, size_t n)
 {
-    if (!resp)
-        return;
-    for (size_t i = 0; i < G_N_ELEMENTS(resp->kids); i++)
-        unref0(&resp->kids[i]);
-    unref0(&resp->data);
-    unref0(&resp->signed_part);
-    unref0(&resp->env);
-    memset(resp, 0, sizeof(*resp));
+    const gchar *end = NULL;
+    if (n == 0 || p[n - 1] != 0)
+        return 0;
+    g_utf8_validate_len((const gchar *)p, n, &end);
+    return end == (const gchar *)p + n - 1;
 }
 
-static const uint8_t *fixed_bytes(GVariant *v, size_t *n)
+/* Is P (N bytes) the normal form of a value of the type at T.s[POS], at
+ * nesting DEPTH (g_variant_serialised_is_normal)? N is the type's fixed
+ * size when it has one (callers guarantee it). */
+static int nf_value(nf_ctx *ctx, nf_type t, size_t pos, const uint8_t *p, size_t n, size_t depth)
 {
-    gsize len = 0;
-    const uint8_t *p = g_variant_get_fixed_array(v, &len, 1);
-    *n = len;
-    return p;
+    if (depth >= NF_MAX_DEPTH)
+        return 0;
+    switch (t.s[pos]) {
+    case 'm': {
+        size_t elem = pos + 1;
+        if (n == 0)
+            return 1; /* Nothing */
+        if (t.n[elem].fixed)
+            return n == t.n[elem].fixed && nf_value(ctx, t, elem, p, n, depth + 1);
+        return p[n - 1] == 0 && nf_value(ctx, t, elem, p, n - 1, depth + 1);
+    }
+    case 'a':
+        if (t.n[pos + 1].fixed)
+            return nf_fixed_array(ctx, t, pos + 1, p, n, depth);
+        return nf_var_array(ctx, t, pos + 1, p, n, depth);
+    case '(':
+    case '{':
+        return nf_tuple(ctx, t, pos, p, n, depth, 1, NULL, 0) >= 0;
+    case 'v':
+        return nf_variant(ctx, p, n, depth);
+    default:
+        break;
+    }
+    if (n == 0)
+        return 0; /* GLib: no data */
+    switch (t.s[pos]) {
+    case 'b':
+        return p[0] < 2;
+    case 's':
+        return nf_string(p, n);
+    case 'o':
+        return nf_string(p, n) && g_variant_is_object_path((const gchar *)p);
+    case 'g':
+        return nf_string(p, n) && g_variant_is_signature((const gchar *)p);
+    default:
+        return 1; /* fixed-size numbers: every value is normal */
+    }
 }
 
-/* Child I of a tuple whose type was checked: a new reference. */
-#define CHILD(v, i) g_variant_get_child_value((v), (i))
-
-/* Scalars straight from a child, without keeping it (g_variant_get's
- * format parsing costs more than the rest of decoding). */
-static guint64 child_u64(GVariant *t, gsize i)
+int pz_wire_is_normal(const char *type, size_t type_len, const uint8_t *data, size_t len)
 {
-    GVariant *c = CHILD(t, i);
-    guint64 x = g_variant_get_uint64(c);
-    g_variant_unref(c);
-    return x;
+    nf_ctx ctx;
+    known_tables();
+    ctx.used = 0;
+    ctx.limited = 0;
+    const nf_node *tab = type && type_len ? nf_push(&ctx, type, type_len) : NULL;
+    if (!tab || (len && !data))
+        return ctx.limited ? -1 : 0;
+    if (tab[0].fixed && tab[0].fixed != len)
+        return 0; /* GLib makes such a value with no data: never normal */
+    int ok = nf_value(&ctx, (nf_type){type, tab}, 0, data, len, 0);
+    return ok ? 1 : ctx.limited ? -1 : 0;
 }
 
-static guint32 child_u32(GVariant *t, gsize i)
+/* The value inside a 'v' at P (N bytes) already checked: bytes and type. */
+static pz_wire_value variant_parts(const uint8_t *p, size_t n)
 {
-    GVariant *c = CHILD(t, i);
-    guint32 x = g_variant_get_uint32(c);
-    g_variant_unref(c);
-    return x;
+    size_t k = n - 1;
+    while (k > 0 && p[k] != 0)
+        k--;
+    return (pz_wire_value){p, k, (const char *)p + k + 1, n - k - 1};
 }
 
-static gint32 child_i32(GVariant *t, gsize i)
+/* Member bounds of the tuple type at T.s[POS] holding P (N bytes, checked). */
+static int split(nf_ctx *ctx, nf_type t, size_t pos, const uint8_t *p, size_t n, size_t (*b)[2], size_t max)
 {
-    GVariant *c = CHILD(t, i);
-    gint32 x = g_variant_get_int32(c);
-    g_variant_unref(c);
-    return x;
+    return nf_tuple(ctx, t, pos, p, n, 0, 0, b, max);
 }
 
-static guint8 child_byte(GVariant *t, gsize i)
+static int same_type(const pz_wire_value *v, const char *type)
 {
-    GVariant *c = CHILD(t, i);
-    guint8 x = g_variant_get_byte(c);
-    g_variant_unref(c);
-    return x;
+    size_t tl = strlen(type);
+    return v->type_len == tl && memcmp(v->type, type, tl) == 0;
 }
 
-/* A string child: pointer valid while the (serialized) parent T is, as
- * for g_variant_get's "&s". */
-static const char *child_str(GVariant *t, gsize i)
+static int decode_request(nf_ctx *ctx, const pz_wire_value *body, pz_wire_request *req, const char **why)
 {
-    GVariant *c = CHILD(t, i);
-    const char *x = g_variant_get_string(c, NULL);
-    g_variant_unref(c);
-    return x;
-}
-
-static int decode_request(GVariant *env, GVariant *body, pz_wire_request *req, const char **why)
-{
-    memset(req, 0, sizeof(*req));
-    req->env = env;
-    req->signed_part = CHILD(body, 0);
-    GVariant *ctx = req->kids[0] = CHILD(req->signed_part, 0);
-    GVariant *pv = CHILD(req->signed_part, 1);
-    req->params = g_variant_get_variant(pv);
-    g_variant_unref(pv);
-    GVariant *auth = req->kids[1] = CHILD(body, 1);
-    req->method = child_str(ctx, 0);
-    req->timestamp_ns = child_u64(ctx, 1);
-    req->kids[2] = CHILD(ctx, 2);
-    req->caller = child_str(ctx, 3);
-    req->target = child_str(ctx, 4);
-    req->timeout_ms = child_u32(ctx, 5);
-    req->mode = child_byte(ctx, 6);
-    size_t n;
-    req->call_id = fixed_bytes(req->kids[2], &n);
-    if (n != PZ_RPC_CALL_ID_LEN)
+    const uint8_t *p = body->data;
+    size_t b[2][2], s[2][2], c[7][2];
+    nf_type t = {type_req, tab_req}; /* (((stayssuy)v)ay) */
+    /* Positions in the type: 0 body, 1 signed part, 2 context. */
+    if (split(ctx, t, 0, p, body->len, b, 2) != 2 ||
+        split(ctx, t, 1, p + b[0][0], b[0][1] - b[0][0], s, 2) != 2 ||
+        split(ctx, t, 2, p + b[0][0] + s[0][0], s[0][1] - s[0][0], c, 7) != 7)
+        return *why = "request body unreadable", PZ_EPROTO; /* not reached: checked */
+    const uint8_t *sp = p + b[0][0], *cx = sp + s[0][0];
+    req->signed_part = sp;
+    req->signed_len = b[0][1] - b[0][0];
+    req->params = variant_parts(sp + s[1][0], s[1][1] - s[1][0]);
+    req->method = (const char *)cx + c[0][0];
+    req->timestamp_ns = read_le(cx + c[1][0], 8);
+    req->call_id = cx + c[2][0];
+    req->caller = (const char *)cx + c[3][0];
+    req->target = (const char *)cx + c[4][0];
+    req->timeout_ms = (uint32_t)read_le(cx + c[5][0], 4);
+    req->mode = cx[c[6][0]];
+    req->auth = p + b[1][0];
+    req->auth_len = b[1][1] - b[1][0];
+    if (c[2][1] - c[2][0] != PZ_RPC_CALL_ID_LEN)
         return *why = "call id is not 16 bytes", PZ_EPROTO;
-    req->auth = fixed_bytes(auth, &req->auth_len);
     if (!pz_wire_method_valid(req->method))
         return *why = "bad method name", PZ_EPROTO;
     if (!pz_wire_node_id_valid(req->caller) || !pz_wire_node_id_valid(req->target))
@@ -641,103 +931,121 @@ static int decode_request(GVariant *env, GVariant *body, pz_wire_request *req, c
     return 0;
 }
 
-static int decode_response(GVariant *env, GVariant *body, pz_wire_response *resp, const char **why)
+static int decode_response(nf_ctx *ctx, const pz_wire_value *body, pz_wire_response *resp, const char **why)
 {
-    memset(resp, 0, sizeof(*resp));
-    resp->env = env;
-    resp->signed_part = g_variant_get_child_value(body, 0);
-    GVariant *auth = resp->kids[0] = g_variant_get_child_value(body, 1);
-    GVariant *sp = resp->signed_part, *dv = CHILD(sp, 0);
-    resp->data = g_variant_get_variant(dv);
-    g_variant_unref(dv);
-    resp->kids[1] = CHILD(sp, 1);
-    resp->timestamp_ns = child_u64(sp, 2);
-    resp->sender = child_str(sp, 3);
-    resp->status = child_i32(sp, 4);
-    resp->message = child_str(sp, 5);
-    size_t n;
-    resp->call_id = fixed_bytes(resp->kids[1], &n);
-    if (n != PZ_RPC_CALL_ID_LEN)
+    const uint8_t *p = body->data;
+    size_t b[2][2], s[6][2];
+    nf_type t = {type_resp, tab_resp}; /* ((vaytsis)ay) */
+    if (split(ctx, t, 0, p, body->len, b, 2) != 2 ||
+        split(ctx, t, 1, p + b[0][0], b[0][1] - b[0][0], s, 6) != 6)
+        return *why = "response body unreadable", PZ_EPROTO; /* not reached: checked */
+    const uint8_t *sp = p + b[0][0];
+    resp->signed_part = sp;
+    resp->signed_len = b[0][1] - b[0][0];
+    resp->data = variant_parts(sp + s[0][0], s[0][1] - s[0][0]);
+    resp->call_id = sp + s[1][0];
+    resp->timestamp_ns = read_le(sp + s[2][0], 8);
+    resp->sender = (const char *)sp + s[3][0];
+    resp->status = (int32_t)(uint32_t)read_le(sp + s[4][0], 4);
+    resp->message = (const char *)sp + s[5][0];
+    resp->auth = p + b[1][0];
+    resp->auth_len = b[1][1] - b[1][0];
+    if (s[1][1] - s[1][0] != PZ_RPC_CALL_ID_LEN)
         return *why = "call id is not 16 bytes", PZ_EPROTO;
-    resp->auth = fixed_bytes(auth, &resp->auth_len);
     if (!pz_wire_node_id_valid(resp->sender))
         return *why = "bad node id", PZ_EPROTO;
-    if (strlen(resp->message) > PZ_WIRE_MESSAGE_MAX)
+    if (s[5][1] - s[5][0] - 1 > PZ_WIRE_MESSAGE_MAX)
         return *why = "message too long", PZ_EPROTO;
     if (resp->auth_len != 0 && resp->auth_len != PZ_WIRE_SIG_LEN && resp->auth_len != PZ_WIRE_MAC_LEN)
         return *why = "bad authenticator length", PZ_EPROTO;
     return 0;
 }
 
+void pz_wire_request_clear(pz_wire_request *req)
+{
+    if (req)
+        memset(req, 0, sizeof(*req));
+}
+
+void pz_wire_response_clear(pz_wire_response *resp)
+{
+    if (resp)
+        memset(resp, 0, sizeof(*resp));
+}
+
 int pz_wire_decode(const uint8_t *frame, size_t len, int *kind, pz_wire_request *req, pz_wire_response *resp,
                    const char **why)
 {
     static const char *dummy;
+    nf_ctx ctx;
     int rc = 0;
-    GVariant *env = NULL, *bodyv = NULL, *body = NULL;
+    known_tables();
     if (!why)
         why = &dummy;
     *why = NULL;
     *kind = 0;
-    /* A private copy with zeroed slack after it: GLib 2.74's normal-form
-     * check reads a byte past some truncated containers. */
-    uint8_t *copy = g_try_malloc0(len + 8);
-    if (!copy)
-        return PZ_ENOMEM;
-    if (len)
-        memcpy(copy, frame, len);
-    GBytes *bytes = g_bytes_new_with_free_func(copy, len, g_free, copy);
-    env = g_variant_ref_sink(g_variant_new_from_bytes(G_VARIANT_TYPE(PZ_WIRE_TYPE_ENVELOPE), bytes, FALSE));
-    g_bytes_unref(bytes);
-    if (!g_variant_is_normal_form(env)) {
-        *why = "envelope not in GVariant normal form";
-        rc = PZ_EPROTO;
-        goto out;
+    if (req)
+        memset(req, 0, sizeof(*req));
+    if (resp)
+        memset(resp, 0, sizeof(*resp));
+    ctx.used = 0;
+    ctx.limited = 0;
+    nf_type env = {type_env, tab_env}; /* (yyv) */
+    if ((len && !frame) || !nf_value(&ctx, env, 0, frame, len, 0)) {
+        *why = ctx.limited ? "envelope has a type string longer than prozsec accepts"
+                           : "envelope not in GVariant normal form";
+        return PZ_EPROTO;
     }
-    guint8 version = child_byte(env, 0), k = child_byte(env, 1);
-    bodyv = CHILD(env, 2);
-    body = g_variant_get_variant(bodyv);
+    /* Normal (yyv): version, kind, zero padding to 8, then the body. */
+    uint8_t version = frame[0], k = frame[1];
+    pz_wire_value body = variant_parts(frame + 8, len - 8);
     if (version != PZ_WIRE_VERSION) {
         *why = "unknown envelope version";
-        rc = PZ_EPROTO;
-        goto out;
+        return PZ_EPROTO;
     }
-    if (k == PZ_WIRE_KIND_REQUEST && req && g_variant_is_of_type(body, G_VARIANT_TYPE(PZ_WIRE_TYPE_REQUEST))) {
-        rc = decode_request(env, body, req, why);
-        env = NULL; /* owned by REQ now */
+    if (k == PZ_WIRE_KIND_REQUEST && req && same_type(&body, PZ_WIRE_TYPE_REQUEST)) {
+        rc = decode_request(&ctx, &body, req, why);
         if (rc)
-            pz_wire_request_clear(req);
-    } else if (k == PZ_WIRE_KIND_RESPONSE && resp &&
-               g_variant_is_of_type(body, G_VARIANT_TYPE(PZ_WIRE_TYPE_RESPONSE))) {
-        rc = decode_response(env, body, resp, why);
-        env = NULL;
+            memset(req, 0, sizeof(*req));
+    } else if (k == PZ_WIRE_KIND_RESPONSE && resp && same_type(&body, PZ_WIRE_TYPE_RESPONSE)) {
+        rc = decode_response(&ctx, &body, resp, why);
         if (rc)
-            pz_wire_response_clear(resp);
+            memset(resp, 0, sizeof(*resp));
     } else {
         *why = "unexpected envelope kind or body type";
-        rc = PZ_EPROTO;
-        goto out;
+        return PZ_EPROTO;
     }
     if (rc == 0)
         *kind = k;
-out:
-    if (body)
-        g_variant_unref(body);
-    if (bodyv)
-        g_variant_unref(bodyv);
-    if (env)
-        g_variant_unref(env);
     return rc;
+}
+
+GVariant *pz_wire_value_dup(const pz_wire_value *v)
+{
+    /* One block: the value (malloc alignment suits every GVariant type),
+     * then its type string NUL-terminated for GLib. */
+    uint8_t *copy = g_try_malloc(v->len + v->type_len + 1);
+    if (!copy)
+        return NULL;
+    if (v->len)
+        memcpy(copy, v->data, v->len);
+    memcpy(copy + v->len, v->type, v->type_len);
+    copy[v->len + v->type_len] = 0;
+    GBytes *bytes = g_bytes_new_with_free_func(copy, v->len, g_free, copy);
+    GVariant *r = g_variant_ref_sink(
+        g_variant_new_from_bytes((const GVariantType *)(copy + v->len), bytes, TRUE));
+    g_bytes_unref(bytes);
+    return r;
 }
 
 int pz_wire_request_verify(const pz_wire_request *req, const pz_wire_auth *auth)
 {
     if (!auth || auth->mode != req->mode)
         return PZ_ECRYPTO;
-    return auth_check(auth, PZ_WIRE_DOMAIN_CALL, req->signed_part, req->auth, req->auth_len);
+    return auth_check(auth, PZ_WIRE_DOMAIN_CALL, req->signed_part, req->signed_len, req->auth, req->auth_len);
 }
 
 int pz_wire_response_verify(const pz_wire_response *resp, const pz_wire_auth *auth)
 {
-    return auth_check(auth, PZ_WIRE_DOMAIN_RESP, resp->signed_part, resp->auth, resp->auth_len);
+    return auth_check(auth, PZ_WIRE_DOMAIN_RESP, resp->signed_part, resp->signed_len, resp->auth, resp->auth_len);
 }

@@ -14,12 +14,27 @@
  * member of the body (the signed part), DOMAIN being "prozsec-rpc-call-v1"
  * for requests and "prozsec-rpc-resp-v1" for responses.
  *
- * Decoding takes untrusted bytes: the envelope must be in GVariant normal
- * form and of exactly the types above, names and ids well formed; anything
- * else is PZ_EPROTO (the caller closes the connection).
+ * Decoding takes untrusted bytes and allocates nothing: a strict reader of
+ * the GVariant serialisation format checks that the envelope is in normal
+ * form exactly as g_variant_is_normal_form would (framing offsets of the
+ * minimal size and in bounds, alignment padding zero, strings NUL-terminated
+ * valid UTF-8 without inner NULs, booleans 0 or 1, no trailing bytes, the
+ * params/data variant's type string valid and definite and its value in
+ * normal form, GLib's nesting limit), that the body has exactly the type of
+ * its kind, and that names and ids are well formed; anything else is
+ * PZ_EPROTO (the caller closes the connection). Decoded fields point into
+ * the caller's frame. tests/unit/test_rpc_wire_nf.c checks the equivalence
+ * with GLib on seeds and mutations; one deliberate limit beyond GLib: a type
+ * string of a variant inside an envelope longer than PZ_WIRE_TYPE_MAX
+ * bytes (or nested variants whose type strings add up to more than
+ * PZ_WIRE_TYPES_MAX) is refused.
  *
- * Thread safety: the functions are reentrant; a pz_wire_mac is used by one
- * thread at a time.
+ * Signatures go through the crypto seam (core/crypto.h): pz_rpc_key holds
+ * a pz_sign_key (seed in secure memory, key object imported once), peers'
+ * keys are pz_verify_key objects imported once per connection, MAC keys
+ * pz_hmac_key objects prepared once per connection.
+ *
+ * Thread safety: the functions are reentrant; keys are thread-safe.
  */
 #ifndef PZ_CORE_RPC_WIRE_H
 #define PZ_CORE_RPC_WIRE_H
@@ -28,9 +43,10 @@
 #include <stdint.h>
 
 #include <glib.h>
-#include <gnutls/abstract.h>
 
 #include <prozsec/rpc.h>
+
+#include "crypto.h"
 
 #define PZ_WIRE_VERSION 1
 #define PZ_WIRE_KIND_REQUEST 1
@@ -56,6 +72,11 @@
 /* Largest message kept in a response (bytes). */
 #define PZ_WIRE_MESSAGE_MAX 256
 
+/* Longest type string of one variant inside an envelope we check (bytes;
+ * the D-Bus signature limit), and of all variants nested along one path. */
+#define PZ_WIRE_TYPE_MAX 255
+#define PZ_WIRE_TYPES_MAX 512
+
 /* An HMAC-SHA256 key for mac-mode envelopes of one connection. */
 typedef struct pz_wire_mac pz_wire_mac;
 
@@ -64,15 +85,26 @@ typedef struct pz_wire_mac pz_wire_mac;
 typedef struct pz_wire_auth {
     int mode;               /* PZ_WIRE_MODE_*; 0: none (unauthenticated response) */
     const pz_rpc_key *key;  /* signing */
-    gnutls_pubkey_t pub;    /* verifying */
+    pz_verify_key *pub;     /* verifying */
     pz_wire_mac *mac;
 } pz_wire_auth;
 
-/* A decoded request; members point into ENV and live as long as it. */
+/* A GVariant value in serialised normal form inside a frame (borrowed):
+ * its bytes and its type string (TYPE_LEN bytes, not NUL-terminated). */
+typedef struct pz_wire_value {
+    const uint8_t *data;
+    size_t len;
+    const char *type;
+    size_t type_len;
+} pz_wire_value;
+
+/* A decoded request. Every pointer points into the frame given to
+ * pz_wire_decode and is valid as long as those bytes are; strings are
+ * NUL-terminated there. Nothing to free. */
 typedef struct pz_wire_request {
-    GVariant *env;         /* the envelope (owned reference) */
-    GVariant *signed_part; /* ((stayssuy)v) (owned reference) */
-    GVariant *params;      /* owned reference */
+    const uint8_t *signed_part; /* ((stayssuy)v): the bytes the auth covers */
+    size_t signed_len;
+    pz_wire_value params;
     const char *method;
     uint64_t timestamp_ns;
     const uint8_t *call_id; /* PZ_RPC_CALL_ID_LEN bytes */
@@ -82,14 +114,13 @@ typedef struct pz_wire_request {
     uint8_t mode;
     const uint8_t *auth;
     size_t auth_len;
-    GVariant *kids[4];     /* children kept alive for the pointers above */
 } pz_wire_request;
 
-/* A decoded response. */
+/* A decoded response, same rules. */
 typedef struct pz_wire_response {
-    GVariant *env;
-    GVariant *signed_part; /* (vaytsis) */
-    GVariant *data;        /* owned reference */
+    const uint8_t *signed_part; /* (vaytsis) */
+    size_t signed_len;
+    pz_wire_value data;
     const uint8_t *call_id;
     uint64_t timestamp_ns;
     const char *sender;
@@ -97,18 +128,32 @@ typedef struct pz_wire_response {
     const char *message;
     const uint8_t *auth;
     size_t auth_len;
-    GVariant *kids[4];
 } pz_wire_response;
 
-/* Decode the frame payload FRAME (LEN bytes, copied) as an envelope:
- * *KIND gets PZ_WIRE_KIND_REQUEST (REQ filled) or PZ_WIRE_KIND_RESPONSE
- * (RESP filled); REQ or RESP may be NULL to refuse that kind. Returns 0,
- * PZ_EPROTO (malformed, with a static reason in *WHY) or PZ_ENOMEM. */
+/* Decode the frame payload FRAME (LEN bytes, borrowed: REQ or RESP point
+ * into it) as an envelope: *KIND gets PZ_WIRE_KIND_REQUEST (REQ filled) or
+ * PZ_WIRE_KIND_RESPONSE (RESP filled); REQ or RESP may be NULL to refuse
+ * that kind. Allocates nothing. Returns 0 or PZ_EPROTO (malformed, with a
+ * static reason in *WHY when WHY is not NULL). */
 int pz_wire_decode(const uint8_t *frame, size_t len, int *kind, pz_wire_request *req, pz_wire_response *resp,
                    const char **why);
 
+/* Nothing to free any more (fields are borrowed); zero REQ / RESP. Kept so
+ * callers need not know. */
 void pz_wire_request_clear(pz_wire_request *req);
 void pz_wire_response_clear(pz_wire_response *resp);
+
+/* A new GVariant (full reference, trusted: the reader checked normal form)
+ * holding a copy of VALUE, for handlers and callbacks that outlive the
+ * frame. NULL when the copy cannot be allocated. */
+GVariant *pz_wire_value_dup(const pz_wire_value *value);
+
+/* Whether the LEN bytes at DATA are the normal form of a value of the
+ * definite type TYPE (TYPE_LEN bytes), by the rules of
+ * g_variant_is_normal_form for a GVariant made from them: 1 yes, 0 no, -1
+ * refused because a type string exceeds the limits above. Allocates
+ * nothing. Exposed for the equivalence tests. */
+int pz_wire_is_normal(const char *type, size_t type_len, const uint8_t *data, size_t len);
 
 /* Append to OUT a frame (header + envelope) holding a request built from
  * the given fields and PARAMS (NULL: "()"; floating references are sunk),
@@ -131,21 +176,21 @@ int pz_wire_response_verify(const pz_wire_response *resp, const pz_wire_auth *au
 
 /* Verify an Ed25519 signature over DOMAIN ‖ 0x00 ‖ DATA with PUB (the audit
  * log re-checks stored call contexts this way). 0 or PZ_ECRYPTO. */
-int pz_wire_verify_sig(gnutls_pubkey_t pub, const char *domain, const uint8_t *data, size_t len,
-                       const uint8_t *sig, size_t sig_len);
+int pz_wire_verify_sig(pz_verify_key *pub, const char *domain, const uint8_t *data, size_t len, const uint8_t *sig,
+                       size_t sig_len);
 
-/* Import a raw 32-byte Ed25519 public key. 0, PZ_ECRYPTO or PZ_ENOMEM. */
-int pz_wire_pubkey_import(const uint8_t raw[32], gnutls_pubkey_t *out);
-
-/* A MAC key (KEY_LEN bytes, copied into secure memory). 0, PZ_ECRYPTO or
- * PZ_ENOMEM. */
+/* A MAC key (KEY_LEN bytes, prepared once in secure memory). 0, PZ_EINVAL
+ * or PZ_ENOMEM. */
 int pz_wire_mac_new(const uint8_t *key, size_t key_len, pz_wire_mac **out);
 void pz_wire_mac_free(pz_wire_mac *mac);
 
 /* Ed25519 signature over DOMAIN ‖ 0x00 ‖ DATA with KEY into SIG (64
- * bytes). 0 or PZ_ECRYPTO. */
+ * bytes). 0, PZ_ECRYPTO or PZ_ENOMEM. */
 int pz_wire_sign(const pz_rpc_key *key, const char *domain, const uint8_t *data, size_t len,
                  uint8_t sig[PZ_WIRE_SIG_LEN]);
+
+/* The crypto seam's signing key inside KEY (borrowed). */
+pz_sign_key *pz_rpc_key_sign_key(const pz_rpc_key *key);
 
 /* Well-formedness of names on the wire. */
 int pz_wire_method_valid(const char *method);

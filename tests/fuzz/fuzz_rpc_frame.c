@@ -1,19 +1,30 @@
 /* tests/fuzz/fuzz_rpc_frame.c — libFuzzer target: untrusted bytes through
  * the frame decoder (fed in chunks whose sizes the input chooses) and every
- * frame through the envelope decoder, as the server and client do. */
+ * frame through the envelope decoder, as the server and client do; each
+ * envelope is also decoded by the GLib reference (tests/unit/rpc_wire_ref.c)
+ * and any disagreement between the two aborts (differential fuzzing of the
+ * strict reader against g_variant_is_normal_form). */
 #include "config.h"
 
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "rpc_frame.h"
 #include "rpc_wire.h"
+#include "../unit/rpc_wire_ref.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
 static void decode_one(const uint8_t *frame, size_t len)
 {
+    const char *what = NULL;
+    if (ref_compare_envelope(frame, len, &what) == REF_DISAGREE) {
+        fprintf(stderr, "fuzz_rpc_frame: reader and GLib disagree: %s\n", what);
+        abort();
+    }
     pz_wire_request req;
     pz_wire_response resp;
     int kind;
@@ -22,12 +33,21 @@ static void decode_one(const uint8_t *frame, size_t len)
     if (kind == PZ_WIRE_KIND_REQUEST) {
         /* Walk what a server reads; verification with no key must fail. */
         pz_wire_auth none = {.mode = req.mode};
-        (void)pz_wire_request_verify(&req, &none);
-        (void)g_variant_get_size(req.params);
-        pz_wire_request_clear(&req);
+        if (pz_wire_request_verify(&req, &none) == 0)
+            abort();
+        GVariant *params = pz_wire_value_dup(&req.params);
+        if (params) {
+            (void)g_variant_get_size(params);
+            g_variant_unref(params);
+        }
     } else {
-        (void)g_variant_get_size(resp.data);
-        pz_wire_response_clear(&resp);
+        GVariant *d = pz_wire_value_dup(&resp.data);
+        if (d) {
+            /* The copy is in normal form: GLib must agree. */
+            if (!g_variant_is_normal_form(d))
+                abort();
+            g_variant_unref(d);
+        }
     }
 }
 
