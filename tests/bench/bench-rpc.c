@@ -3,7 +3,9 @@
  *
  *   signed  calls in `signature` mode (Ed25519 per call context and per
  *           response), server CPU per call vs the floor "Ed25519 verify +
- *           sign with the same keys" (target <= 1.15x);
+ *           sign with the same keys" (target <= 1.15x). The calls run in
+ *           slices with slices of the floor between them, so drift in the
+ *           shared machine's speed hits both alike;
  *   mac     calls in `mac` mode with 32 in flight over TLS 1.3 vs a bare
  *           GnuTLS request/response loop with 32 in flight and messages of
  *           the same size (target >= 0.7x).
@@ -13,7 +15,8 @@
  * (socketpair), TLS is GnuTLS with a PSK (the handshake is not measured).
  *
  * Usage: bench-rpc [SIGNED_CALLS [MAC_CALLS]]; prints a table and RESULT
- * lines. Speed is never asserted.
+ * lines. Speed is never asserted. The table also splits the server
+ * thread's CPU into user and kernel (system calls) time.
  */
 #include "config.h"
 
@@ -23,6 +26,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/syscall.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -207,6 +211,7 @@ typedef struct srv {
     pz_rpc_key *key;
     pthread_t thread;
     clockid_t cpu;
+    long tid; /* for its user/system split in /proc */
     volatile int stop;
     GMutex lock;
     GCond cond;
@@ -222,6 +227,7 @@ static void h_echo(pz_rpc_call *call, GVariant *params, void *ud)
 static void *server_main(void *p)
 {
     srv *s = p;
+    s->tid = (long)syscall(SYS_gettid);
     g_main_context_push_thread_default(s->ctx);
     pz_rpc_server_config sc = {.struct_size = sizeof(sc), .node_id = "bench-server", .key = s->key,
                                .context = s->ctx, .max_in_flight = 1024};
@@ -274,6 +280,25 @@ static double cpu_now(clockid_t id)
 static double wall_now(void)
 {
     return (double)g_get_monotonic_time() / 1e6;
+}
+
+/* The server thread's user and system time so far, in clock ticks. */
+static void thread_ticks(const srv *s, unsigned long long *user, unsigned long long *sys)
+{
+    char path[64], buf[1024];
+    *user = *sys = 0;
+    g_snprintf(path, sizeof(path), "/proc/self/task/%ld/stat", s->tid);
+    FILE *f = fopen(path, "r");
+    if (!f)
+        return;
+    size_t n = fread(buf, 1, sizeof(buf) - 1, f);
+    fclose(f);
+    buf[n] = 0;
+    /* Fields after the parenthesised name: state is field 3, utime 14,
+     * stime 15. */
+    char *p = strrchr(buf, ')');
+    if (p)
+        sscanf(p + 2, "%*c %*s %*s %*s %*s %*s %*s %*s %*s %*s %*s %llu %llu", user, sys);
 }
 
 /* ------------------------------------------------------------------------ */
@@ -367,17 +392,28 @@ static double run_calls(pz_rpc_client *client, const char *method, unsigned tota
 /* ------------------------------------------------------------------------ */
 /* Floors. */
 
-/* Ed25519 verify + sign with the same keys on messages of the sizes the
- * server handles; CPU seconds per pair. */
-static double floor_verify_sign(const uint8_t *cli_seed, const uint8_t *srv_seed, unsigned n)
-{
-    gnutls_privkey_t cpriv, spriv;
+/* The floor: Ed25519 verify + sign with the same keys (imported once, as
+ * the server's are) on messages of the sizes the server handles, through
+ * GnuTLS as the crypto seam does. Runs in the calling thread; CPU seconds
+ * and pairs accumulate over slices. */
+typedef struct floor_ctx {
+    gnutls_privkey_t spriv;
     gnutls_pubkey_t cpub;
-    gnutls_privkey_init(&cpriv);
-    gnutls_privkey_init(&spriv);
-    gnutls_pubkey_init(&cpub);
+    uint8_t req[160], resp[120];
+    gnutls_datum_t sig;
+    double cpu;
+    unsigned pairs;
+} floor_ctx;
+
+static void floor_init(floor_ctx *f, const uint8_t *cli_seed, const uint8_t *srv_seed)
+{
+    gnutls_privkey_t cpriv;
     pz_rpc_key *ck, *sk;
     uint8_t cp[32], sp[32];
+    memset(f, 0, sizeof(*f));
+    gnutls_privkey_init(&cpriv);
+    gnutls_privkey_init(&f->spriv);
+    gnutls_pubkey_init(&f->cpub);
     pz_rpc_key_new(cli_seed, &ck, NULL);
     pz_rpc_key_new(srv_seed, &sk, NULL);
     pz_rpc_key_public(ck, cp);
@@ -385,29 +421,37 @@ static double floor_verify_sign(const uint8_t *cli_seed, const uint8_t *srv_seed
     gnutls_datum_t cx = {cp, 32}, sx = {sp, 32}, ck_d = {(unsigned char *)cli_seed, 32},
                    sk_d = {(unsigned char *)srv_seed, 32};
     gnutls_privkey_import_ecc_raw(cpriv, GNUTLS_ECC_CURVE_ED25519, &cx, NULL, &ck_d);
-    gnutls_privkey_import_ecc_raw(spriv, GNUTLS_ECC_CURVE_ED25519, &sx, NULL, &sk_d);
-    gnutls_pubkey_import_ecc_raw(cpub, GNUTLS_ECC_CURVE_ED25519, &cx, NULL);
-    uint8_t req[160], resp[120];
-    memset(req, 'q', sizeof(req));
-    memset(resp, 'r', sizeof(resp));
-    gnutls_datum_t rq = {req, sizeof(req)}, rs = {resp, sizeof(resp)}, sig;
-    gnutls_privkey_sign_data2(cpriv, GNUTLS_SIGN_EDDSA_ED25519, 0, &rq, &sig);
+    gnutls_privkey_import_ecc_raw(f->spriv, GNUTLS_ECC_CURVE_ED25519, &sx, NULL, &sk_d);
+    gnutls_pubkey_import_ecc_raw(f->cpub, GNUTLS_ECC_CURVE_ED25519, &cx, NULL);
+    memset(f->req, 'q', sizeof(f->req));
+    memset(f->resp, 'r', sizeof(f->resp));
+    gnutls_datum_t rq = {f->req, sizeof(f->req)};
+    gnutls_privkey_sign_data2(cpriv, GNUTLS_SIGN_EDDSA_ED25519, 0, &rq, &f->sig);
+    gnutls_privkey_deinit(cpriv);
+    pz_rpc_key_free(ck);
+    pz_rpc_key_free(sk);
+}
+
+static void floor_run(floor_ctx *f, unsigned n)
+{
+    gnutls_datum_t rq = {f->req, sizeof(f->req)}, rs = {f->resp, sizeof(f->resp)};
     double c0 = cpu_now(CLOCK_THREAD_CPUTIME_ID);
     for (unsigned i = 0; i < n; i++) {
         gnutls_datum_t out;
-        if (gnutls_pubkey_verify_data2(cpub, GNUTLS_SIGN_EDDSA_ED25519, 0, &rq, &sig) < 0)
+        if (gnutls_pubkey_verify_data2(f->cpub, GNUTLS_SIGN_EDDSA_ED25519, 0, &rq, &f->sig) < 0)
             abort();
-        gnutls_privkey_sign_data2(spriv, GNUTLS_SIGN_EDDSA_ED25519, 0, &rs, &out);
+        gnutls_privkey_sign_data2(f->spriv, GNUTLS_SIGN_EDDSA_ED25519, 0, &rs, &out);
         gnutls_free(out.data);
     }
-    double c1 = cpu_now(CLOCK_THREAD_CPUTIME_ID);
-    gnutls_free(sig.data);
-    gnutls_privkey_deinit(cpriv);
-    gnutls_privkey_deinit(spriv);
-    gnutls_pubkey_deinit(cpub);
-    pz_rpc_key_free(ck);
-    pz_rpc_key_free(sk);
-    return (c1 - c0) / n;
+    f->cpu += cpu_now(CLOCK_THREAD_CPUTIME_ID) - c0;
+    f->pairs += n;
+}
+
+static void floor_free(floor_ctx *f)
+{
+    gnutls_free(f->sig.data);
+    gnutls_privkey_deinit(f->spriv);
+    gnutls_pubkey_deinit(f->cpub);
 }
 
 /* Bare GnuTLS: the server thread echoes fixed-size records; the client keeps
@@ -527,15 +571,18 @@ int main(int argc, char **argv)
         const char *method;
         unsigned n, window;
         double wall, cpu;
+        unsigned long long user, sys; /* server thread, clock ticks */
+        floor_ctx floor;              /* interleaved with the signed runs */
     } runs[] = {
-        {"signed, plain socket", 0, "bench.echo", n_signed, window_signed, 0, 0},
-        {"signed, TLS 1.3", 1, "bench.echo", n_signed, window_signed, 0, 0},
-        {"mac, TLS 1.3", 1, "bench.mac", n_mac, window_mac, 0, 0},
+        {"signed, plain socket", 0, "bench.echo", n_signed, window_signed, 0, 0, 0, 0, {0}},
+        {"signed, TLS 1.3", 1, "bench.echo", n_signed, window_signed, 0, 0, 0, 0, {0}},
+        {"mac, TLS 1.3", 1, "bench.mac", n_mac, window_mac, 0, 0, 0, 0, {0}},
     };
-    /* The floor is measured before and after the runs and averaged: the
-     * machine's speed drifts. */
-    unsigned floor_n = n_signed / 8 > 1000 ? n_signed / 8 : 1000;
-    double floor_before = floor_verify_sign(cli_seed, srv_seed, floor_n);
+    /* Signed runs go in SLICES slices, each followed by a slice of the
+     * floor (FLOOR_N pairs in all per run): the machine's speed drifts, and
+     * both sides then sample it alike. */
+    const unsigned slices = 10;
+    unsigned floor_n = n_signed / 4 > 1000 ? n_signed / 4 : 1000;
     for (size_t i = 0; i < G_N_ELEMENTS(runs); i++) {
         conn_ctx cc = {&s, runs[i].tls, &cid, &sid};
         pz_rpc_client_hooks ch = {.struct_size = sizeof(ch), .connect = on_connect, .ud = &cc};
@@ -545,24 +592,49 @@ int main(int argc, char **argv)
         if (pz_rpc_client_new(&cfg, &client, NULL) != 0 || pz_rpc_client_mark(client, "bench.mac", PZ_RPC_MAC) != 0)
             abort();
         double warm_cpu;
+        int signed_run = strcmp(runs[i].method, "bench.echo") == 0;
+        unsigned parts = signed_run ? slices : 1;
+        unsigned long long u0, s0, u1, s1;
+        if (signed_run)
+            floor_init(&runs[i].floor, cli_seed, srv_seed);
         run_calls(client, runs[i].method, runs[i].window * 4, runs[i].window, params, &s, &warm_cpu);
-        runs[i].wall = run_calls(client, runs[i].method, runs[i].n, runs[i].window, params, &s, &runs[i].cpu);
+        thread_ticks(&s, &u0, &s0);
+        for (unsigned sl = 0; sl < parts; sl++) {
+            double cpu;
+            unsigned n = runs[i].n / parts + (sl < runs[i].n % parts);
+            runs[i].wall += run_calls(client, runs[i].method, n, runs[i].window, params, &s, &cpu);
+            runs[i].cpu += cpu;
+            if (signed_run)
+                floor_run(&runs[i].floor, floor_n / parts);
+        }
+        thread_ticks(&s, &u1, &s1);
+        runs[i].user = u1 - u0;
+        runs[i].sys = s1 - s0;
         pz_rpc_client_free(client);
     }
 
-    double floor_s = (floor_before + floor_verify_sign(cli_seed, srv_seed, floor_n)) / 2;
+    /* The floor of the two signed runs together (each ratio uses its own). */
+    double floor_s = (runs[0].floor.cpu + runs[1].floor.cpu) / (runs[0].floor.pairs + runs[1].floor.pairs);
     /* The size of a mac-mode request envelope with these params, framed. */
     size_t req_size = 4 + 180;
     double bare_wall = bare_tls_loop(req_size, n_mac, window_mac);
 
     printf("\nprozsec RPC benchmark (server thread CPU; client in another thread, same process)\n\n");
-    printf("%-24s %10s %12s %16s\n", "run", "calls", "calls/s", "server CPU/call");
-    for (size_t i = 0; i < G_N_ELEMENTS(runs); i++)
-        printf("%-24s %10u %12.0f %13.1f us\n", runs[i].name, runs[i].n, runs[i].n / runs[i].wall,
-               runs[i].cpu / runs[i].n * 1e6);
-    printf("%-24s %10s %12.0f %13.1f us\n", "floor: verify+sign", "-", 1.0 / floor_s, floor_s * 1e6);
+    printf("%-24s %10s %12s %16s %12s %10s\n", "run", "calls", "calls/s", "server CPU/call", "its floor",
+           "kernel");
+    for (size_t i = 0; i < G_N_ELEMENTS(runs); i++) {
+        char fl[32] = "-";
+        if (runs[i].floor.pairs)
+            g_snprintf(fl, sizeof(fl), "%.1f us", runs[i].floor.cpu / runs[i].floor.pairs * 1e6);
+        unsigned long long t = runs[i].user + runs[i].sys;
+        printf("%-24s %10u %12.0f %13.1f us %12s %9.1f%%\n", runs[i].name, runs[i].n, runs[i].n / runs[i].wall,
+               runs[i].cpu / runs[i].n * 1e6, fl, t ? 100.0 * (double)runs[i].sys / (double)t : 0.0);
+    }
+    printf("%-24s %10u %12.0f %13.1f us\n", "floor: verify+sign", runs[0].floor.pairs + runs[1].floor.pairs,
+           1.0 / floor_s, floor_s * 1e6);
     printf("%-24s %10u %12.0f %16s\n", "bare GnuTLS req/resp", n_mac, n_mac / bare_wall, "-");
-    double r_plain = runs[0].cpu / runs[0].n / floor_s, r_tls = runs[1].cpu / runs[1].n / floor_s;
+    double r_plain = runs[0].cpu / runs[0].n / (runs[0].floor.cpu / runs[0].floor.pairs);
+    double r_tls = runs[1].cpu / runs[1].n / (runs[1].floor.cpu / runs[1].floor.pairs);
     double r_mac = (n_mac / runs[2].wall) / (n_mac / bare_wall);
     printf("\nsigned server CPU/call vs floor: %.3fx plain, %.3fx TLS (target <= 1.15x)\n", r_plain, r_tls);
     printf("mac calls/s vs bare GnuTLS loop, 32 in flight: %.3fx (target >= 0.7x)\n\n", r_mac);
@@ -578,6 +650,8 @@ int main(int argc, char **argv)
     printf("RESULT rpc_mac_server_cpu_per_call %.1f us\n", runs[2].cpu / runs[2].n * 1e6);
     printf("RESULT tls_bare_requests_per_s %.0f requests/s\n", n_mac / bare_wall);
     printf("RESULT rpc_mac_vs_bare_ratio %.3f x\n", r_mac);
+    for (size_t i = 0; i < 2; i++)
+        floor_free(&runs[i].floor);
 
     s.stop = 1;
     g_main_context_wakeup(s.ctx);
