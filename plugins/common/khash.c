@@ -21,3 +21,19 @@ void pz__khash_key_init(pz_khash_key *key, const uint8_t secret[PZ_KHASH_SECRET_
             key->sip[8 * i + b] = (uint8_t)(w >> (8 * b));
     }
 }
+
+uint64_t pz__khash_long(const pz_khash_key *key, const void *data, size_t len)
+{
+    const uint8_t *p = data;
+    const uint64_t *k = key->k;
+    unsigned __int128 acc = 0;
+    size_t i = 0;
+    if (len > PZ_KHASH_MAX_NH)
+        return pz__siphash13(key->sip, data, len);
+    /* Whole blocks, then the last 16 bytes (overlapping the one before
+     * when LEN is not a multiple of 16; the length is folded in). */
+    for (; len - i > 16; i += 16)
+        acc += pz__kh_mul(pz__sip_le64(p + i) + k[i / 8], pz__sip_le64(p + i + 8) + k[i / 8 + 1]);
+    acc += pz__kh_mul(pz__sip_le64(p + len - 16) + k[i / 8], pz__sip_le64(p + len - 8) + k[i / 8 + 1]);
+    return pz__kh_fold(k, acc, len);
+}

@@ -1,12 +1,13 @@
 /* plugins/common/ktable.h — a bounded open-addressing table of fixed-size
  * entries found by a 64-bit keyed hash, for per-key limiter state.
  *
- * Each entry is STRIDE 64-bit words; word 0 is the key's fingerprint (its
- * full 64-bit SipHash under the instance's random secret; 0 marks an empty
- * slot), the other words belong to the caller. Keys themselves are not
- * stored: two distinct keys share an entry only when their keyed 64-bit
- * hashes are equal (about n^2 / 2^65 over a table's life, and not something
- * a client can aim for without the secret). Linear probing, home slot by
+ * Each entry is STRIDE 64-bit words; word 0 is the key's fingerprint (a
+ * 64-bit hash keyed with the instance's random secret: SipHash-1-3 for the
+ * connection limiters, the multiply hash of khash.h with its low bit set for
+ * the rate limiters; 0 marks an empty slot), the other words belong to the
+ * caller. Keys themselves are not stored: two distinct keys share an entry
+ * only when their fingerprints are equal (about n^2 / 2^64 over a table's
+ * life, and not something a client can aim for without the secret). Linear probing, home slot by
  * multiply-shift (any table size works), load factor at most 3/4, deletion
  * by backward shift (no tombstones).
  *
@@ -91,9 +92,6 @@ static inline size_t pz__kt_home(const pz_kt *t, uint64_t fp)
 }
 
 /* Forced inline: find is most of a rate-limit decision's table work. */
-#ifndef PZ_KT_WINDOW
-#define PZ_KT_WINDOW 1
-#endif
 #define PZ_KT_INLINE static inline __attribute__((always_inline))
 
 /* The entry with fingerprint FP in a table of STRIDE-word entries (STRIDE
@@ -103,22 +101,8 @@ static inline size_t pz__kt_home(const pz_kt *t, uint64_t fp)
 PZ_KT_INLINE uint64_t *pz__kt_find_s(const pz_kt *t, uint64_t fp, size_t stride)
 {
     uint64_t *e = t->slots + pz__kt_home(t, fp) * stride;
-    /* The first PZ_KT_WINDOW slots are examined without a branch on their
-     * contents: the loads miss the cache, and a branch on each would be
-     * mispredicted whenever the entry is not in its home slot (a third of
-     * the time at load 3/4), throwing away the work of later decisions
-     * that overlaps the miss. */
-    uint64_t w = e[0];
-    for (int k = 1; k < PZ_KT_WINDOW; k++) {
-        uint64_t *n = e + stride;
-        n = n == t->end ? t->slots : n;
-        /* Masks, not ?: (which the compiler may turn back into branches). */
-        uint64_t stop = -(uint64_t)((w == fp) | (w == 0));
-        uint64_t wn = n[0];
-        e = (uint64_t *)(((uintptr_t)e & stop) | ((uintptr_t)n & ~stop));
-        w = (w & stop) | (wn & ~stop);
-    }
     for (;;) {
+        uint64_t w = e[0];
         if (w == fp)
             return e;
         if (w == 0)
@@ -126,7 +110,6 @@ PZ_KT_INLINE uint64_t *pz__kt_find_s(const pz_kt *t, uint64_t fp, size_t stride)
         e += stride;
         if (e == t->end)
             e = t->slots;
-        w = e[0];
     }
 }
 

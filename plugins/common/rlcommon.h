@@ -11,6 +11,7 @@
 #ifndef PZ_PLUGINS_RLCOMMON_H
 #define PZ_PLUGINS_RLCOMMON_H
 
+#include <stddef.h>
 #include <stdint.h>
 #include <string.h>
 
@@ -68,15 +69,65 @@ uint64_t pz__rl_key_hash_tagged(const pz_rl_keys *keys, pz_rl_keymode mode, cons
 static inline __attribute__((always_inline)) uint64_t pz__rl_key_hash(const pz_rl_keys *keys, pz_rl_keymode mode, const pz_rl_request *req)
 {
     if (mode == PZ_RLKEY_PEER && req->node_id)
-        return pz__khash(&keys->peer, req->node_id, strlen(req->node_id));
+        return pz__khash_str(&keys->peer, req->node_id);
     return pz__rl_key_hash_tagged(keys, mode, req);
 }
 
+/* The table fingerprint (pz__kt_find) of a key whose hash is H: H with
+ * its low bit set, never 0 (an empty slot) and one instruction. */
+static inline __attribute__((always_inline)) uint64_t pz__rl_fp(uint64_t h)
+{
+    return h | 1;
+}
+
 /* REQ's status, clamped to a known value (out-of-range -> UNKNOWN). */
-static inline unsigned pz__rl_status(const pz_rl_request *req)
+static inline __attribute__((always_inline)) unsigned pz__rl_status(const pz_rl_request *req)
 {
     unsigned st = (unsigned)req->status;
-    return st < PZ_RL_NSTATUS ? st : 0;
+    return st & -(unsigned)(st < PZ_RL_NSTATUS); /* no branch: one row address */
+}
+
+/* The last 16 bytes of a pz_rl_decision (limit, reason, the struct's
+ * padding), precomputed per status for the allowed case (reason 0). */
+typedef struct pz_rl_tail {
+    double limit;
+    int32_t reason;
+    int32_t pad;
+} pz_rl_tail;
+
+/* Whether pz_rl_decision has the layout pz__rl_put relies on: retry_after_ns
+ * and remaining adjacent, limit and reason adjacent and last. (True for
+ * every x86-64 and AArch64 ABI; otherwise the plain stores are used.) */
+#define PZ_RL_DECISION_PAIRS                                                                                 \
+    (offsetof(pz_rl_decision, remaining) == offsetof(pz_rl_decision, retry_after_ns) + 8 &&                  \
+     offsetof(pz_rl_decision, reason) == offsetof(pz_rl_decision, limit) + 8 &&                              \
+     sizeof(pz_rl_decision) == offsetof(pz_rl_decision, limit) + 16)
+
+/* Fill OUT: ALLOWED, RETRY, REMAINING, and TAIL's limit with REASON. In
+ * three stores instead of five: at a million keys and more a decision waits
+ * on one cache miss, and how many decisions the CPU overlaps with it is
+ * bounded by the stores in flight more than by anything else (measured:
+ * docs/internals/ratelimit-hash.md). Writes OUT's padding. */
+static inline __attribute__((always_inline)) void pz__rl_put(pz_rl_decision *out, int allowed, int reason,
+                                                             uint64_t retry, double remaining,
+                                                             const pz_rl_tail *tail)
+{
+    out->allowed = allowed;
+#if defined(__SSE2__) && defined(__x86_64__)
+    if (PZ_RL_DECISION_PAIRS) {
+        char *o = (char *)out;
+        __m128i rr = _mm_unpacklo_epi64(_mm_cvtsi64_si128((long long)retry), _mm_castpd_si128(_mm_set_sd(remaining)));
+        _mm_storeu_si128((__m128i *)(o + offsetof(pz_rl_decision, retry_after_ns)), rr);
+        _mm_storeu_si128((__m128i *)(o + offsetof(pz_rl_decision, limit)), _mm_loadu_si128((const __m128i *)tail));
+        if (reason)
+            out->reason = reason;
+        return;
+    }
+#endif
+    out->retry_after_ns = retry;
+    out->remaining = remaining;
+    out->limit = tail->limit;
+    out->reason = reason;
 }
 
 /* Name of a keymode / parse one ("peer", ...); parse returns -1 if unknown. */

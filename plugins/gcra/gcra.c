@@ -40,11 +40,16 @@ typedef struct gcra_settings {
     pz_rl_common c;
     double rate;  /* cost units per second, before status factors */
     double burst; /* cost units, before status factors */
-    uint64_t t_u[PZ_RL_NSTATUS];      /* emission interval per cost unit; 0: factor 0 */
-    uint64_t tau_u[PZ_RL_NSTATUS];    /* tolerance */
-    uint64_t max_cost[PZ_RL_NSTATUS]; /* floor(tau / T): largest cost that can ever pass; 0 if T is 0 */
-    double t_d[PZ_RL_NSTATUS];        /* T as a double */
-    double limit[PZ_RL_NSTATUS];      /* tau / T, as reported (0 if T is 0) */
+    /* Per status, one 64-byte row per pz_peer_status: what a decision reads
+     * (one base register on the hot path). */
+    struct gcra_per {
+        uint64_t t_u;      /* emission interval per cost unit; 0: factor 0 */
+        uint64_t tau_u;    /* tolerance */
+        uint64_t max_cost; /* floor(tau / T): largest cost that can ever pass; 0 if T is 0 */
+        double t_d;        /* T as a double */
+        pz_rl_tail tail;   /* limit = tau / T, as reported (0 if T is 0); reason 0 */
+        uint64_t pad[2];
+    } per[PZ_RL_NSTATUS];
 } gcra_settings;
 
 typedef struct gcra {
@@ -72,8 +77,7 @@ static int parse(const pz_core *core, const pz_conf *conf, gcra_settings *s, pz_
     for (int i = 0; i < PZ_RL_NSTATUS; i++) {
         double f = s->c.factor[i];
         if (f <= 0) {
-            s->t_u[i] = s->tau_u[i] = s->max_cost[i] = 0;
-            s->t_d[i] = s->limit[i] = 0;
+            memset(&s->per[i], 0, sizeof(s->per[i]));
             continue;
         }
         double t = ceil((double)SUB * 1e9 / (s->rate * f));
@@ -84,11 +88,13 @@ static int parse(const pz_core *core, const pz_conf *conf, gcra_settings *s, pz_
                              s->rate, f, ldexp(1.0, 62) / SUB / 1e9 / 86400 / 365);
             goto out;
         }
-        s->t_u[i] = (uint64_t)t;
-        s->tau_u[i] = (uint64_t)tau;
-        s->max_cost[i] = s->tau_u[i] / s->t_u[i];
-        s->t_d[i] = (double)s->t_u[i];
-        s->limit[i] = (double)s->tau_u[i] / s->t_d[i];
+        struct gcra_per *ps = &s->per[i];
+        memset(ps, 0, sizeof(*ps));
+        ps->t_u = (uint64_t)t;
+        ps->tau_u = (uint64_t)tau;
+        ps->max_cost = ps->tau_u / ps->t_u;
+        ps->t_d = (double)ps->t_u;
+        ps->tail.limit = (double)ps->tau_u / ps->t_d;
     }
 out:
     return rc;
@@ -158,65 +164,110 @@ static void gcra_destroy(void *state)
     free(g);
 }
 
-/* A key with no entry whose request passes: insert it with NEW_TAT. Off
- * the hot path. */
-static __attribute__((noinline)) int allow_new(gcra *g, uint64_t fp, uint64_t new_tat, const pz_rl_request *req,
-                                               pz_rl_decision *out)
+static inline __attribute__((always_inline)) uint64_t now_units(uint64_t now_ns)
 {
-    uint64_t *e;
-    int rc = pz__kt_insert(&g->kt, fp, req->now_ns, &e);
-    if (rc) {
-        out->allowed = 0;
-        out->reason = PZ_RL_REASON_NOMEM;
-        return rc;
+    return (now_ns < NOW_MAX ? now_ns : NOW_MAX) * SUB;
+}
+
+/* The decision for a key with row PS and entry E (NULL: not known; then G
+ * and FP are used to insert it): every case (new keys, refusals, costs out
+ * of range). */
+static inline __attribute__((always_inline)) int decide(gcra *g, uint64_t fp, const struct gcra_per *ps,
+                                                        uint64_t *e, const pz_rl_request *req,
+                                                        pz_rl_decision *out)
+{
+    int rc = 0;
+    uint64_t t = ps->t_u, tau = ps->tau_u, now_u = now_units(req->now_ns);
+    uint64_t tat = e && e[1] > now_u ? e[1] : now_u;
+    uint32_t cost = req->cost ? req->cost : 1;
+    int reason = 0;
+    uint64_t retry = 0, new_tat = tat;
+
+    if (cost > ps->max_cost) {
+        /* T = 0 (factor 0) or cost * T > tau: never passes. */
+        reason = t ? PZ_RL_REASON_COST : PZ_RL_REASON_STATUS;
+        goto out;
+    }
+    new_tat = tat + (uint64_t)cost * t; /* cost * T <= tau < 2^62 */
+    if (new_tat > now_u + tau) {
+        reason = PZ_RL_REASON_LIMIT;
+        retry = (new_tat - tau - now_u + SUB - 1) / SUB;
+        new_tat = tat;
+        goto out;
+    }
+    if (!e) {
+        rc = pz__kt_insert(&g->kt, fp, req->now_ns, &e);
+        if (rc) {
+            reason = PZ_RL_REASON_NOMEM;
+            new_tat = tat;
+            goto out;
+        }
     }
     e[1] = new_tat;
+out:
+    pz__rl_put(out, reason == 0, reason, retry, t ? (double)headroom(new_tat, now_u, tau) / ps->t_d : 0,
+               &ps->tail);
+    return rc;
+}
+
+/* A key with no entry. Off the hot path (allow_fp). */
+static __attribute__((noinline, noipa)) int allow_new(gcra *g, uint64_t fp, const pz_rl_request *req,
+                                                      pz_rl_decision *out)
+{
+    return decide(g, fp, &g->s.per[pz__rl_status(req)], NULL, req, out);
+}
+
+/* A known key whose request does not simply pass. Off the hot path. */
+static __attribute__((noinline, noipa)) int allow_slow(const struct gcra_per *ps, uint64_t *e,
+                                                       const pz_rl_request *req, pz_rl_decision *out)
+{
+    return decide(NULL, 0, ps, e, req, out);
+}
+
+/* The decision for the key whose fingerprint is FP. Written for the common
+ * case, a known key whose request passes, with few instructions, stores and
+ * live values; everything else goes to allow_new or allow_slow. */
+static inline __attribute__((always_inline)) int allow_fp(gcra *g, uint64_t fp, const pz_rl_request *req,
+                                                          pz_rl_decision *out)
+{
+    const struct gcra_per *ps = &g->s.per[pz__rl_status(req)];
+    /* One register for the row: without this the compiler rebuilds its
+     * address for each field, and runs out of registers. */
+    __asm__("" : "+r"(ps));
+    uint64_t *e = pz__kt_find_s(&g->kt, fp, GCRA_STRIDE);
+    if (__builtin_expect(!e, 0))
+        return allow_new(g, fp, req, out);
+    uint64_t now_u = now_units(req->now_ns), tat = e[1] > now_u ? e[1] : now_u;
+    uint64_t inc, lim = now_u + ps->tau_u;
+    /* Cost 0 or T = 0 (inc - 1 wraps), an overflow, cost * T > tau, or a
+     * refusal: the general path. Else tat + inc < 2^64. */
+    if (__builtin_expect(__builtin_mul_overflow((uint64_t)req->cost, ps->t_u, &inc) || inc - 1 >= ps->tau_u ||
+                             tat + inc > lim,
+                         0))
+        return allow_slow(ps, e, req, out);
+    e[1] = tat + inc;
+    pz__rl_put(out, 1, 0, 0, (double)(int64_t)(lim - e[1]) / ps->t_d, &ps->tail);
     return 0;
+}
+
+/* Any key (tagged composite keys, peer ids longer than 16 bytes). */
+static __attribute__((noinline, noipa)) int allow_key(gcra *g, const pz_rl_request *req, pz_rl_decision *out)
+{
+    return allow_fp(g, pz__rl_fp(pz__rl_key_hash(&g->keys, g->s.c.key, req)), req, out);
 }
 
 static int gcra_allow(void *state, const pz_rl_request *req, pz_rl_decision *out)
 {
     gcra *g = state;
-    const gcra_settings *s = &g->s;
-    int rc = 0;
-    unsigned st = pz__rl_status(req);
-    uint64_t fp = pz__kt_fp(pz__rl_key_hash(&g->keys, s->c.key, req));
-    uint64_t *e = pz__kt_find_s(&g->kt, fp, GCRA_STRIDE);
-    uint64_t t = s->t_u[st], tau = s->tau_u[st];
-    uint64_t now_u = (req->now_ns < NOW_MAX ? req->now_ns : NOW_MAX) * SUB;
-    uint64_t tat = e && e[1] > now_u ? e[1] : now_u;
-    uint32_t cost = req->cost ? req->cost : 1;
-
-    out->retry_after_ns = 0;
-    out->limit = s->limit[st];
-    if (cost > s->max_cost[st]) {
-        /* T = 0 (factor 0) or cost * T > tau: never passes. */
-        out->allowed = 0;
-        out->reason = t ? PZ_RL_REASON_COST : PZ_RL_REASON_STATUS;
-        out->remaining = t ? (double)headroom(tat, now_u, tau) / s->t_d[st] : 0;
-        goto out;
-    }
-    uint64_t new_tat = tat + (uint64_t)cost * t; /* cost * T <= tau < 2^62 */
-    if (new_tat > now_u + tau) {
-        out->allowed = 0;
-        out->reason = PZ_RL_REASON_LIMIT;
-        out->retry_after_ns = (new_tat - tau - now_u + SUB - 1) / SUB;
-        out->remaining = (double)headroom(tat, now_u, tau) / s->t_d[st];
-        goto out;
-    }
-    if (__builtin_expect(!e, 0)) {
-        out->remaining = (double)headroom(tat, now_u, tau) / s->t_d[st];
-        rc = allow_new(g, fp, new_tat, req, out);
-        if (rc)
-            goto out;
-    } else {
-        e[1] = new_tat;
-    }
-    out->allowed = 1;
-    out->reason = 0;
-    out->remaining = (double)headroom(new_tat, now_u, tau) / s->t_d[st];
-out:
-    return rc;
+    const char *id = req->node_id;
+    /* The common case, a peer id of up to 16 bytes, hashed in place, calls
+     * nothing (see token-bucket.c). */
+    if (__builtin_expect(g->s.c.key != PZ_RLKEY_PEER || !id, 0))
+        return allow_key(g, req, out);
+    size_t len = pz__kh_strlen(id);
+    if (__builtin_expect(len > 16, 0))
+        return allow_key(g, req, out);
+    return allow_fp(g, pz__rl_fp(pz__khash_short(&g->keys.peer, id, len)), req, out);
 }
 
 static int gcra_get_usage(void *state, const pz_rl_request *req, pz_rl_usage *out)
@@ -224,9 +275,9 @@ static int gcra_get_usage(void *state, const pz_rl_request *req, pz_rl_usage *ou
     gcra *g = state;
     const gcra_settings *s = &g->s;
     unsigned st = pz__rl_status(req);
-    uint64_t t = s->t_u[st], tau = s->tau_u[st];
-    uint64_t now_u = (req->now_ns < NOW_MAX ? req->now_ns : NOW_MAX) * SUB;
-    const uint64_t *e = pz__kt_find(&g->kt, pz__kt_fp(pz__rl_key_hash(&g->keys, s->c.key, req)));
+    uint64_t t = s->per[st].t_u, tau = s->per[st].tau_u;
+    uint64_t now_u = now_units(req->now_ns);
+    const uint64_t *e = pz__kt_find_s(&g->kt, pz__rl_fp(pz__rl_key_hash(&g->keys, s->c.key, req)), GCRA_STRIDE);
     out->capacity = t ? (double)tau / (double)t : 0;
     out->known = e != NULL;
     out->last_ns = e ? e[1] / SUB : 0; /* the theoretical arrival time */

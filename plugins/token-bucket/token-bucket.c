@@ -47,11 +47,19 @@ typedef struct tb_settings {
     unsigned shift;  /* s: units per token = 1e9 << s */
     uint64_t unit;
     double unit_d;   /* unit as a double */
-    uint64_t cap_u[PZ_RL_NSTATUS];    /* capacity in units, per status */
-    uint64_t rate_u[PZ_RL_NSTATUS];   /* units per nanosecond, per status */
+    /* Per status, one 64-byte row per pz_peer_status: what a decision reads
+     * (one base register on the hot path). */
+    struct tb_per {
+        uint64_t cap_u;   /* capacity in units */
+        uint64_t rate_u;  /* units per nanosecond */
+        uint64_t full_ns; /* ceil(cap_u / rate_u): an empty bucket is full after this (max if rate 0) */
+        uint64_t st_bits; /* the status, where entry word 2 keeps it */
+        uint64_t unit;    /* = tb_settings.unit */
+        double unit_d;    /* = tb_settings.unit_d */
+        pz_rl_tail tail;  /* limit = cap_u / unit, as reported; reason 0 */
+    } per[PZ_RL_NSTATUS];
     uint64_t max_cost[PZ_RL_NSTATUS]; /* floor(cap_u / unit): largest cost that can ever pass */
-    double limit[PZ_RL_NSTATUS];      /* cap_u / unit, as reported */
-    double inv_rate[PZ_RL_NSTATUS];   /* 1 / rate_u (0 when rate_u is 0) */
+    double inv_rate[PZ_RL_NSTATUS];   /* 1 / rate_u (0 when rate_u is 0), for eviction */
 } tb_settings;
 
 typedef struct tb {
@@ -95,9 +103,12 @@ static int parse(const pz_core *core, const pz_conf *conf, tb_settings *s, pz_er
     s->unit_d = (double)s->unit;
     for (int i = 0; i < PZ_RL_NSTATUS; i++) {
         double f = s->c.factor[i];
-        s->cap_u[i] = (uint64_t)floor(s->capacity * f * (double)s->unit);
-        s->max_cost[i] = s->cap_u[i] / s->unit;
-        s->limit[i] = (double)s->cap_u[i] / (double)s->unit;
+        s->per[i].cap_u = (uint64_t)floor(s->capacity * f * (double)s->unit);
+        s->max_cost[i] = s->per[i].cap_u / s->unit;
+        s->per[i].st_bits = (uint64_t)i << LEVEL_BITS;
+        s->per[i].unit = s->unit;
+        s->per[i].unit_d = s->unit_d;
+        s->per[i].tail = (pz_rl_tail){(double)s->per[i].cap_u / (double)s->unit, 0, 0};
         double r = floor(s->rate * f * ldexp(1.0, (int)s->shift));
         if (r >= ldexp(1.0, 62)) {
             rc = core->error(core, err, PZ_ECONFIG,
@@ -105,9 +116,10 @@ static int parse(const pz_core *core, const pz_conf *conf, tb_settings *s, pz_er
                              s->rate, s->capacity);
             goto out;
         }
-        s->rate_u[i] = (uint64_t)r;
+        s->per[i].rate_u = (uint64_t)r;
+        s->per[i].full_ns = r > 0 ? (s->per[i].cap_u + s->per[i].rate_u - 1) / s->per[i].rate_u : UINT64_MAX;
         s->inv_rate[i] = r > 0 ? 1.0 / r : 0;
-        if (s->rate > 0 && f > 0 && s->rate_u[i] == 0) {
+        if (s->rate > 0 && f > 0 && s->per[i].rate_u == 0) {
             rc = core->error(core, err, PZ_ECONFIG,
                              "refill_per_second %g x status factor %g is below the resolution %g/s for "
                              "capacity %g",
@@ -123,7 +135,7 @@ static pz_kt_class classify(const uint64_t *e, uint64_t now, uint64_t *age, void
 {
     const tb *b = ctx;
     unsigned st = (unsigned)(e[2] >> LEVEL_BITS);
-    uint64_t level = e[2] & LEVEL_MASK, cap = b->s.cap_u[st], rate = b->s.rate_u[st], last = e[1];
+    uint64_t level = e[2] & LEVEL_MASK, cap = b->s.per[st].cap_u, rate = b->s.per[st].rate_u, last = e[1];
     if (level >= cap)
         return PZ_KT_IDLE;
     uint64_t add;
@@ -137,18 +149,17 @@ static pz_kt_class classify(const uint64_t *e, uint64_t now, uint64_t *age, void
     return PZ_KT_LIVE;
 }
 
-/* Level of entry E at NOW for a status with capacity CAP and RATE. Without
- * branches on the entry (its load is the decision's cache miss) and without
- * a division: a refill that reaches the room left is a full bucket (the
- * 128-bit product cannot overflow). */
-static inline __attribute__((always_inline)) uint64_t level_at(const uint64_t *e, uint64_t now, uint64_t cap,
-                                                               uint64_t rate)
+/* Level of entry E at LAST2 (REQ's time, or E's if later) under the status
+ * row PS. Without branches (the entry's load is the decision's cache miss)
+ * and without a division: the time refilled is clamped to what fills an
+ * empty bucket, so the product fits 64 bits (< cap_u + rate_u < 2^63). */
+static inline __attribute__((always_inline)) uint64_t level_at(const uint64_t *e, uint64_t last2,
+                                                               const struct tb_per *ps)
 {
-    uint64_t last = e[1], level = e[2] & LEVEL_MASK;
-    uint64_t dt = now > last ? now - last : 0;
-    uint64_t room = cap > level ? cap - level : 0;
-    unsigned __int128 add = (unsigned __int128)dt * rate;
-    return add >= room ? cap : level + (uint64_t)add;
+    uint64_t dt = last2 - e[1];
+    dt = dt < ps->full_ns ? dt : ps->full_ns;
+    uint64_t level = (e[2] & LEVEL_MASK) + dt * ps->rate_u;
+    return level < ps->cap_u ? level : ps->cap_u;
 }
 
 static int tb_create(const pz_core *core, const pz_conf *conf, void **state, pz_err *err)
@@ -197,70 +208,120 @@ static void tb_destroy(void *state)
     free(b);
 }
 
-/* Spend REQ's cost from entry E, whose level at REQ's time is LEVEL, and
- * fill OUT. Every decision, new key or known, ends here. */
-static inline __attribute__((always_inline)) void decide(const tb_settings *s, uint64_t *e, uint64_t level,
-                                                         unsigned st, const pz_rl_request *req,
-                                                         pz_rl_decision *out)
+/* E's words 1 and 2 in one store (see pz__rl_put for why stores count). */
+static inline __attribute__((always_inline)) void put_entry(uint64_t *e, uint64_t last, uint64_t word2)
 {
+#if defined(__SSE2__) && defined(__x86_64__)
+    _mm_storeu_si128((__m128i *)(e + 1),
+                     _mm_unpacklo_epi64(_mm_cvtsi64_si128((long long)last), _mm_cvtsi64_si128((long long)word2)));
+#else
+    e[1] = last;
+    e[2] = word2;
+#endif
+}
+
+/* Spend REQ's cost from entry E, whose level at LAST (REQ's time, or the
+ * entry's if later) is LEVEL under the status row PS of status ST; store the
+ * entry and fill OUT. */
+static inline __attribute__((always_inline)) void decide(const tb_settings *s, unsigned st, uint64_t *e,
+                                                         uint64_t last, uint64_t level,
+                                                         const pz_rl_request *req, pz_rl_decision *out)
+{
+    const struct tb_per *ps = &s->per[st];
     uint32_t cost = req->cost ? req->cost : 1;
     int allowed = 0, reason = 0;
     uint64_t retry = 0;
-    if (__builtin_expect(cost <= s->max_cost[st], 1)) {
+    if (cost <= s->max_cost[st]) {
         /* cost * unit <= cap < 2^61: no overflow. */
-        uint64_t need = (uint64_t)cost * s->unit;
-        if (__builtin_expect(need <= level, 1)) {
+        uint64_t need = (uint64_t)cost * ps->unit;
+        if (need <= level) {
             level -= need;
             allowed = 1;
         } else {
-            uint64_t rate = s->rate_u[st];
             reason = PZ_RL_REASON_LIMIT;
-            retry = rate ? (need - level + rate - 1) / rate : 0;
+            retry = ps->rate_u ? (need - level + ps->rate_u - 1) / ps->rate_u : 0;
         }
     } else {
-        reason = s->cap_u[st] == 0 ? PZ_RL_REASON_STATUS : PZ_RL_REASON_COST;
+        reason = ps->cap_u == 0 ? PZ_RL_REASON_STATUS : PZ_RL_REASON_COST;
     }
-    e[2] = level | (uint64_t)st << LEVEL_BITS;
-    out->allowed = allowed;
-    out->reason = reason;
-    out->retry_after_ns = retry;
-    out->remaining = (double)(int64_t)level / s->unit_d; /* level < 2^61 */
-    out->limit = s->limit[st];
+    put_entry(e, last, level | ps->st_bits);
+    pz__rl_put(out, allowed, reason, retry, (double)(int64_t)level / ps->unit_d /* level < 2^61 */, &ps->tail);
 }
 
 /* A key with no entry: insert one, full, and decide. Off the hot path. */
-static __attribute__((noinline)) int allow_new(tb *b, uint64_t fp, unsigned st, const pz_rl_request *req,
-                                               pz_rl_decision *out)
+static __attribute__((noinline, noipa)) int allow_new(tb *b, uint64_t fp, const pz_rl_request *req,
+                                                      pz_rl_decision *out)
 {
-    const tb_settings *s = &b->s;
+    unsigned st = pz__rl_status(req);
     uint64_t *e;
     int rc = pz__kt_insert(&b->kt, fp, req->now_ns, &e);
     if (rc) {
-        out->allowed = 0;
-        out->reason = PZ_RL_REASON_NOMEM;
-        out->retry_after_ns = 0;
-        out->remaining = 0;
-        out->limit = s->limit[st];
+        pz__rl_put(out, 0, PZ_RL_REASON_NOMEM, 0, 0, &b->s.per[st].tail);
         return rc;
     }
-    e[1] = req->now_ns;
-    decide(s, e, s->cap_u[st], st, req, out); /* a new bucket starts full */
+    decide(&b->s, st, e, req->now_ns, b->s.per[st].cap_u, req, out); /* a new bucket starts full */
     return 0;
+}
+
+/* A known key whose request does not simply pass (see allow_fp): the
+ * general decision. Off the hot path. */
+static __attribute__((noinline, noipa)) int allow_slow(const tb *b, uint64_t *e, const pz_rl_request *req,
+                                                       pz_rl_decision *out)
+{
+    unsigned st = pz__rl_status(req);
+    uint64_t now = req->now_ns, last2 = now > e[1] ? now : e[1];
+    decide(&b->s, st, e, last2, level_at(e, last2, &b->s.per[st]), req, out);
+    return 0;
+}
+
+/* The decision for the key whose fingerprint is FP. Written for the common
+ * case, a known key whose request passes, with few instructions, stores and
+ * live values (the settings row PS stands for B once the entry is found);
+ * everything else goes to allow_new or allow_slow. */
+static inline __attribute__((always_inline)) int allow_fp(tb *b, uint64_t fp, const pz_rl_request *req,
+                                                          pz_rl_decision *out)
+{
+    const struct tb_per *ps = &b->s.per[pz__rl_status(req)];
+    /* One register for the row: without this the compiler rebuilds its
+     * address for each field, and runs out of registers. */
+    __asm__("" : "+r"(ps));
+    uint64_t *e = pz__kt_find_s(&b->kt, fp, TB_STRIDE);
+    if (__builtin_expect(!e, 0))
+        return allow_new(b, fp, req, out);
+    uint64_t now = req->now_ns, last = e[1], last2 = now > last ? now : last; /* time never runs backward */
+    uint64_t level = level_at(e, last2, ps);
+    int64_t need;
+    /* A cost of 0 (need - 1 wraps), one whose need overflows, or a refusal:
+     * the general path. Else need <= level <= cap, so cost is in range. */
+    if (__builtin_expect(__builtin_mul_overflow((int64_t)req->cost, (int64_t)ps->unit, &need) ||
+                             (uint64_t)need - 1 >= level,
+                         0))
+        return allow_slow(b, e, req, out);
+    level -= (uint64_t)need;
+    put_entry(e, last2, level | ps->st_bits);
+    pz__rl_put(out, 1, 0, 0, (double)(int64_t)level / ps->unit_d, &ps->tail);
+    return 0;
+}
+
+/* Any key (tagged composite keys, peer ids longer than 16 bytes). */
+static __attribute__((noinline, noipa)) int allow_general(tb *b, const pz_rl_request *req, pz_rl_decision *out)
+{
+    return allow_fp(b, pz__rl_fp(pz__rl_key_hash(&b->keys, b->s.c.key, req)), req, out);
 }
 
 static int tb_allow(void *state, const pz_rl_request *req, pz_rl_decision *out)
 {
     tb *b = state;
-    const tb_settings *s = &b->s;
-    uint64_t fp = pz__kt_fp(pz__rl_key_hash(&b->keys, s->c.key, req));
-    uint64_t *e = pz__kt_find_s(&b->kt, fp, TB_STRIDE);
-    unsigned st = pz__rl_status(req);
-    if (__builtin_expect(!e, 0))
-        return allow_new(b, fp, st, req, out);
-    uint64_t now = req->now_ns, level = level_at(e, now, s->cap_u[st], s->rate_u[st]);
-    e[1] = now > e[1] ? now : e[1]; /* time never runs backward for a bucket */
-    decide(s, e, level, st, req, out);
-    return 0;
+    const char *id = req->node_id;
+    /* The common case, a peer id of up to 16 bytes, hashed in place, calls
+     * nothing: a call would make the compiler save registers on the stack,
+     * and stores are what limits this path (see pz__rl_put). */
+    if (__builtin_expect(b->s.c.key != PZ_RLKEY_PEER || !id, 0))
+        return allow_general(b, req, out);
+    size_t len = pz__kh_strlen(id);
+    if (__builtin_expect(len > 16, 0))
+        return allow_general(b, req, out);
+    return allow_fp(b, pz__rl_fp(pz__khash_short(&b->keys.peer, id, len)), req, out);
 }
 
 static int tb_get_usage(void *state, const pz_rl_request *req, pz_rl_usage *out)
@@ -268,8 +329,8 @@ static int tb_get_usage(void *state, const pz_rl_request *req, pz_rl_usage *out)
     tb *b = state;
     const tb_settings *s = &b->s;
     unsigned st = pz__rl_status(req);
-    uint64_t cap = s->cap_u[st];
-    const uint64_t *e = pz__kt_find(&b->kt, pz__kt_fp(pz__rl_key_hash(&b->keys, s->c.key, req)));
+    uint64_t cap = s->per[st].cap_u;
+    const uint64_t *e = pz__kt_find_s(&b->kt, pz__rl_fp(pz__rl_key_hash(&b->keys, s->c.key, req)), TB_STRIDE);
     out->capacity = (double)cap / (double)s->unit;
     if (!e) {
         out->known = 0;
@@ -278,7 +339,8 @@ static int tb_get_usage(void *state, const pz_rl_request *req, pz_rl_usage *out)
         return 0;
     }
     out->known = 1;
-    out->available = (double)level_at(e, req->now_ns, cap, s->rate_u[st]) / (double)s->unit;
+    uint64_t last2 = req->now_ns > e[1] ? req->now_ns : e[1];
+    out->available = (double)level_at(e, last2, &s->per[st]) / (double)s->unit;
     out->last_ns = e[1];
     return 0;
 }
@@ -315,12 +377,12 @@ static int tb_update_config(void *state, const pz_conf *conf, pz_err *err)
         uint64_t level = e[2] & LEVEL_MASK;
         if (ns.shift > b->s.shift) {
             unsigned d = ns.shift - b->s.shift;
-            level = level > (ns.cap_u[st] >> d) ? ns.cap_u[st] : level << d;
+            level = level > (ns.per[st].cap_u >> d) ? ns.per[st].cap_u : level << d;
         } else {
             level >>= b->s.shift - ns.shift;
         }
-        if (level > ns.cap_u[st])
-            level = ns.cap_u[st];
+        if (level > ns.per[st].cap_u)
+            level = ns.per[st].cap_u;
         e[2] = level | (uint64_t)st << LEVEL_BITS;
     }
     if (rekey) {

@@ -138,13 +138,61 @@ static void test_costs_and_status(void **state)
         {PZ_STATUS_PROBATION, 10, 1, 0, 10},
         {PZ_STATUS_PROBATION, 11, 0, PZ_RL_REASON_COST, 10},
         {PZ_STATUS_BLOCKED, 1, 0, PZ_RL_REASON_STATUS, 0},
+        {(pz_peer_status)77, 40, 1, 0, 40}, /* out of range: unknown */
+        {PZ_STATUS_UNKNOWN, UINT32_MAX, 0, PZ_RL_REASON_COST, 40},
     };
-    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+    /* Each case for a new key and for a known key that is full again (a
+     * different code path: known keys that pass take a short one). */
+    for (int known = 0; known < 2; known++) {
+        for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+            fx f;
+            fx_new(&f, "rate: 4\nburst: 40\n");
+            uint64_t t = S;
+            if (known) {
+                assert_int_equal(ask(&f, "p", 7, S).allowed, 1);
+                t = 100 * S;
+            }
+            pz_rl_decision d = ask_st(&f, "p", cases[i].cost, cases[i].status, t);
+            if (d.allowed != cases[i].allowed || d.reason != cases[i].reason || d.limit != cases[i].limit)
+                fail_msg("case %zu%s: allowed %d reason %d limit %g", i, known ? " (known key)" : "", d.allowed,
+                         d.reason, d.limit);
+            double left = cases[i].allowed ? cases[i].limit - (cases[i].cost ? cases[i].cost : 1) : cases[i].limit;
+            if (d.remaining != left)
+                fail_msg("case %zu%s: remaining %g, expected %g", i, known ? " (known key)" : "", d.remaining, left);
+            fx_free(&f);
+        }
+    }
+}
+
+/* Every field of a decision is written, whatever the path (see the
+ * token-bucket test of the same name). */
+static void check_fields(fx *f, const char *node, uint32_t cost, uint64_t now, int allowed, int reason,
+                         double remaining, double limit, uint64_t retry)
+{
+    pz_rl_request r = {sizeof(r), node, &the_addr, "m", cost, PZ_STATUS_UNKNOWN, now};
+    pz_rl_decision d;
+    memset(&d, 0x5a, sizeof(d));
+    d.struct_size = sizeof(d);
+    assert_int_equal(gp()->allow(f->st, &r, &d), 0);
+    if (d.struct_size != sizeof(d) || d.allowed != allowed || d.reason != reason || d.remaining != remaining ||
+        d.limit != limit || d.retry_after_ns != retry)
+        fail_msg("%s cost %u: allowed %d reason %d remaining %g limit %g retry %llu", node ? node : "(address)",
+                 cost, d.allowed, d.reason, d.remaining, d.limit, (unsigned long long)d.retry_after_ns);
+}
+
+static void test_decision_fields(void **state)
+{
+    (void)state;
+    static const char *const ids[] = {"p", "sixteen-bytes-id", "a-peer-id-of-forty-bytes-0123456789abcde", NULL};
+    for (size_t i = 0; i < sizeof(ids) / sizeof(ids[0]); i++) {
         fx f;
-        fx_new(&f, "rate: 4\nburst: 40\n");
-        pz_rl_decision d = ask_st(&f, "p", cases[i].cost, cases[i].status, S);
-        if (d.allowed != cases[i].allowed || d.reason != cases[i].reason || d.limit != cases[i].limit)
-            fail_msg("case %zu: allowed %d reason %d limit %g", i, d.allowed, d.reason, d.limit);
+        fx_new(&f, ids[i] ? "rate: 2\nburst: 4\n" : "rate: 2\nburst: 4\nkey: address\n");
+        check_fields(&f, ids[i], 1, S, 1, 0, 3, 4, 0);                     /* new key */
+        check_fields(&f, ids[i], 2, S, 1, 0, 1, 4, 0);                     /* known, passes */
+        check_fields(&f, ids[i], 2, S, 0, PZ_RL_REASON_LIMIT, 1, 4, S / 2); /* refused */
+        check_fields(&f, ids[i], 5, S, 0, PZ_RL_REASON_COST, 1, 4, 0);
+        check_fields(&f, ids[i], 0, S + S / 2, 1, 0, 1, 4, 0); /* 0 counts as 1; +1 regained */
+        check_fields(&f, ids[i], 1, 10 * S, 1, 0, 3, 4, 0);    /* full again */
         fx_free(&f);
     }
 }
@@ -359,6 +407,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_burst_then_rate_with_retry_after),
         cmocka_unit_test(test_costs_and_status),
+        cmocka_unit_test(test_decision_fields),
         cmocka_unit_test(test_invariants_long_run),
         cmocka_unit_test(test_retry_after_is_exact),
         cmocka_unit_test(test_update_config_keeps_level),

@@ -1,6 +1,6 @@
 /* tests/unit/test_token_bucket.c — the token-bucket rate limiter, and the
- * shared limiter code it is built from (SipHash-1-3, the bounded keyed-hash
- * table). The plugin's sources are compiled in; the core is the mock
+ * shared limiter code it is built from (the keyed multiply hash, SipHash-1-3,
+ * the bounded keyed-hash table). The plugin's sources are compiled in; the core is the mock
  * (libprozsec-plugintest), so time is whatever each test passes. */
 #include "config.h"
 
@@ -17,6 +17,7 @@
 #include <prozsec/plugintest.h>
 #include <prozsec/ratelimit.h>
 
+#include "../../plugins/common/khash.h"
 #include "../../plugins/common/ktable.h"
 #include "../../plugins/common/rlcommon.h"
 #include "../../plugins/common/siphash.h"
@@ -144,6 +145,160 @@ static void test_siphash_reference(void **state)
     /* Keyed: another key, another hash. */
     key[0] ^= 1;
     assert_true(pz__siphash13(key, msg, 8) != pz__siphash_cd(1, 3, (uint8_t[16]){0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15}, msg, 8));
+}
+
+/* ---- keyed multiply hash ------------------------------------------------ */
+
+/* The hash as khash.h defines it, written plainly (byte loads, one loop):
+ * the inline short path, the out-of-line long path and the SipHash
+ * fallback must all agree with it. */
+static uint64_t ref_le(const uint8_t *p, int n)
+{
+    uint64_t v = 0;
+    for (int i = n - 1; i >= 0; i--)
+        v = v << 8 | p[i];
+    return v;
+}
+
+static uint64_t ref_khash(const pz_khash_key *key, const uint8_t *p, size_t len)
+{
+    const uint64_t *k = key->k;
+    unsigned __int128 acc = 0;
+    if (len > PZ_KHASH_MAX_NH)
+        return pz__siphash_cd(1, 3, key->sip, p, len);
+    if (len <= 16) {
+        uint64_t a = 0, b = 0;
+        if (len >= 8) {
+            a = ref_le(p, 8);
+            b = ref_le(p + len - 8, 8);
+        } else if (len >= 4) {
+            a = ref_le(p, 4) | ref_le(p + len - 4, 4) << 32;
+        } else if (len) {
+            a = p[0] | (uint64_t)p[len / 2] << 8 | (uint64_t)p[len - 1] << 16;
+        }
+        acc = (unsigned __int128)(a + k[0]) * (b + k[1]);
+    } else {
+        size_t blocks = (len + 15) / 16; /* the last one is the last 16 bytes */
+        for (size_t i = 0; i < blocks; i++) {
+            const uint8_t *q = i + 1 < blocks ? p + 16 * i : p + len - 16;
+            acc += (unsigned __int128)(ref_le(q, 8) + k[2 * i]) * (ref_le(q + 8, 8) + k[2 * i + 1]);
+        }
+    }
+    unsigned __int128 f = (unsigned __int128)((uint64_t)acc + k[8]) * (((uint64_t)(acc >> 64) ^ len) + k[9]);
+    return (uint64_t)f ^ (uint64_t)(f >> 64);
+}
+
+static void test_khash_reference(void **state)
+{
+    (void)state;
+    static const uint8_t secret[PZ_KHASH_SECRET_LEN] = "0123456789abcdef";
+    pz_khash_key key, other;
+    pz__khash_key_init(&key, secret, 'P');
+    pz__khash_key_init(&other, secret, 'T');
+    for (int i = 0; i < PZ_KHASH_WORDS; i++)
+        assert_true(key.k[i] != other.k[i]); /* domains give independent keys */
+    uint8_t msg[100];
+    for (size_t i = 0; i < sizeof(msg); i++)
+        msg[i] = (uint8_t)(i * 37 + 11);
+    for (size_t n = 0; n <= sizeof(msg); n++) {
+        uint64_t want = ref_khash(&key, msg, n);
+        if (pz__khash(&key, msg, n) != want)
+            fail_msg("length %zu: khash differs from the reference", n);
+        if (n <= 16)
+            assert_true(pz__khash_short(&key, msg, n) == want);
+        assert_true(pz__khash(&other, msg, n) != want);
+    }
+    /* The length is part of the input: "a" and "a\0" differ. */
+    assert_true(pz__khash(&key, "a", 1) != pz__khash(&key, "a\0", 2));
+    assert_true(pz__khash(&key, NULL, 0) == ref_khash(&key, NULL, 0));
+    explicit_bzero(&key, sizeof(key));
+    explicit_bzero(&other, sizeof(other));
+}
+
+/* The inline strlen reads aligned 16-byte blocks: check it at every
+ * alignment and length, on heap strings that end where their block ends
+ * (valgrind checks the reads). */
+static void test_khash_strlen(void **state)
+{
+    (void)state;
+    static const uint8_t secret[PZ_KHASH_SECRET_LEN] = "fedcba9876543210";
+    pz_khash_key key;
+    pz__khash_key_init(&key, secret, 'P');
+    for (size_t n = 0; n < 90; n++) {
+        for (size_t off = 0; off < 16; off++) {
+            char *b = malloc(off + n + 1);
+            assert_non_null(b);
+            for (size_t i = 0; i < n; i++)
+                b[off + i] = (char)('a' + (i + off) % 26);
+            b[off + n] = 0;
+            assert_int_equal(pz__kh_strlen(b + off), n);
+            assert_true(pz__khash_str(&key, b + off) == pz__khash(&key, b + off, n));
+            free(b);
+        }
+    }
+    explicit_bzero(&key, sizeof(key));
+}
+
+/* With a fixed key (so the test is deterministic): peer-id-like keys that
+ * differ in one character spread like random numbers. No two of 2^17 keys
+ * share a hash; their home slots in a table of 2^17 slots fill like balls
+ * thrown at random (sum of squared deviations near n, no crowded slot);
+ * flipping one input bit flips about half the output bits. */
+static void test_khash_spread(void **state)
+{
+    (void)state;
+    static const uint8_t secret[PZ_KHASH_SECRET_LEN] = "prozsec-khash-t1";
+    enum { N = 1 << 17 };
+    pz_khash_key key;
+    pz__khash_key_init(&key, secret, 'P');
+    uint64_t *h = malloc(N * sizeof(*h));
+    uint32_t *bins = calloc(N, sizeof(*bins));
+    assert_non_null(h);
+    assert_non_null(bins);
+    char id[32];
+    for (uint32_t i = 0; i < N; i++) {
+        snprintf(id, sizeof(id), "peer-%08x", i);
+        h[i] = pz__khash_str(&key, id);
+        bins[(size_t)(((unsigned __int128)(h[i] | 1) * N) >> 64)]++;
+    }
+    double sq = 0;
+    uint32_t most = 0;
+    for (uint32_t i = 0; i < N; i++) {
+        sq += ((double)bins[i] - 1) * ((double)bins[i] - 1);
+        most = bins[i] > most ? bins[i] : most;
+    }
+    if (sq < 0.95 * N || sq > 1.05 * N || most > 12)
+        fail_msg("home slots: sum of squared deviations %.0f (expected about %d), fullest slot %u", sq, N, most);
+    /* Distinct: sort and compare neighbours. */
+    for (uint32_t gap = N / 2; gap; gap /= 2) /* shell sort, good enough here */
+        for (uint32_t i = gap; i < N; i++)
+            for (uint32_t j = i; j >= gap && h[j - gap] > h[j]; j -= gap) {
+                uint64_t t = h[j];
+                h[j] = h[j - gap];
+                h[j - gap] = t;
+            }
+    for (uint32_t i = 1; i < N; i++)
+        assert_true(h[i] != h[i - 1]);
+    /* Avalanche over single-bit flips of a 13-byte and a 40-byte key. */
+    static const size_t lens[] = {13, 40};
+    for (size_t l = 0; l < 2; l++) {
+        uint8_t m[40];
+        for (size_t i = 0; i < lens[l]; i++)
+            m[i] = (uint8_t)(0x41 + i);
+        uint64_t base = pz__khash(&key, m, lens[l]);
+        double flips = 0;
+        for (size_t bit = 0; bit < lens[l] * 8; bit++) {
+            m[bit / 8] ^= (uint8_t)(1u << (bit % 8));
+            flips += __builtin_popcountll(base ^ pz__khash(&key, m, lens[l]));
+            m[bit / 8] ^= (uint8_t)(1u << (bit % 8));
+        }
+        flips /= (double)(lens[l] * 8);
+        if (flips < 28 || flips > 36)
+            fail_msg("length %zu: %.1f output bits flip per input bit", lens[l], flips);
+    }
+    free(h);
+    free(bins);
+    explicit_bzero(&key, sizeof(key));
 }
 
 /* ---- ktable ------------------------------------------------------------- */
@@ -319,15 +474,65 @@ static void test_costs_and_status(void **state)
         {PZ_STATUS_PROBATION, 26, 0, PZ_RL_REASON_COST, 25},
         {PZ_STATUS_BLOCKED, 1, 0, PZ_RL_REASON_STATUS, 0},
         {(pz_peer_status)77, 100, 1, 0, 100}, /* out of range: unknown */
+        {PZ_STATUS_UNKNOWN, 0, 1, 0, 100},    /* 0 counts as 1 */
+        {PZ_STATUS_UNKNOWN, UINT32_MAX, 0, PZ_RL_REASON_COST, 100},
     };
-    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+    /* Each case for a new key and for a known key whose bucket is full
+     * again (a different code path: known keys that pass take a short one). */
+    for (int known = 0; known < 2; known++) {
+        for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+            fx f;
+            fx_new(&f, "capacity: 100\nrefill_per_second: 1\n");
+            uint64_t t = S;
+            if (known) {
+                assert_int_equal(ask(&f, "peer", 7, S).allowed, 1);
+                t = 1000 * S;
+            }
+            pz_rl_request r = req("peer", NULL, cases[i].cost, cases[i].status, t);
+            pz_rl_decision d;
+            assert_int_equal(tb()->allow(f.st, &r, &d), 0);
+            if (d.allowed != cases[i].allowed || d.reason != cases[i].reason || d.limit != cases[i].limit)
+                fail_msg("case %zu%s: allowed %d reason %d limit %g", i, known ? " (known key)" : "", d.allowed,
+                         d.reason, d.limit);
+            double left = cases[i].allowed ? cases[i].limit - (cases[i].cost ? cases[i].cost : 1) : cases[i].limit;
+            if (d.remaining != left)
+                fail_msg("case %zu%s: remaining %g, expected %g", i, known ? " (known key)" : "", d.remaining, left);
+            fx_free(&f);
+        }
+    }
+}
+
+/* Every field of a decision is written, whatever the path: new key, known
+ * key passing, refusals, a peer id hashed inline (<= 16 bytes) or not, a
+ * tagged key. The decision starts as garbage each time. */
+static void check_fields(fx *f, const char *node, pz_addr *a, uint32_t cost, uint64_t now, int allowed, int reason,
+                         double remaining, double limit, uint64_t retry)
+{
+    pz_rl_request r = {sizeof(r), node, a, NULL, cost, PZ_STATUS_UNKNOWN, now};
+    pz_rl_decision d;
+    memset(&d, 0x5a, sizeof(d));
+    d.struct_size = sizeof(d);
+    assert_int_equal(tb()->allow(f->st, &r, &d), 0);
+    if (d.struct_size != sizeof(d) || d.allowed != allowed || d.reason != reason || d.remaining != remaining ||
+        d.limit != limit || d.retry_after_ns != retry)
+        fail_msg("%s cost %u: allowed %d reason %d remaining %g limit %g retry %llu", node ? node : "(address)",
+                 cost, d.allowed, d.reason, d.remaining, d.limit, (unsigned long long)d.retry_after_ns);
+}
+
+static void test_decision_fields(void **state)
+{
+    (void)state;
+    static const char *const ids[] = {"p", "sixteen-bytes-id", "a-peer-id-of-forty-bytes-0123456789abcde", NULL};
+    for (size_t i = 0; i < sizeof(ids) / sizeof(ids[0]); i++) {
         fx f;
-        fx_new(&f, "capacity: 100\nrefill_per_second: 1\n");
-        pz_rl_request r = req("peer", NULL, cases[i].cost, cases[i].status, S);
-        pz_rl_decision d;
-        assert_int_equal(tb()->allow(f.st, &r, &d), 0);
-        if (d.allowed != cases[i].allowed || d.reason != cases[i].reason || d.limit != cases[i].limit)
-            fail_msg("case %zu: allowed %d reason %d limit %g", i, d.allowed, d.reason, d.limit);
+        fx_new(&f, ids[i] ? "capacity: 4\nrefill_per_second: 2\n" : "capacity: 4\nrefill_per_second: 2\nkey: address\n");
+        pz_addr a = addr4(203, 0, 113, (uint8_t)i);
+        check_fields(&f, ids[i], &a, 1, S, 1, 0, 3, 4, 0);                     /* new key */
+        check_fields(&f, ids[i], &a, 2, S, 1, 0, 1, 4, 0);                     /* known, passes */
+        check_fields(&f, ids[i], &a, 2, S, 0, PZ_RL_REASON_LIMIT, 1, 4, S / 2); /* refused */
+        check_fields(&f, ids[i], &a, 5, S, 0, PZ_RL_REASON_COST, 1, 4, 0);
+        check_fields(&f, ids[i], &a, 0, S + S / 2, 1, 0, 1, 4, 0); /* 0 counts as 1; +1 refilled */
+        check_fields(&f, ids[i], &a, 1, 10 * S, 1, 0, 3, 4, 0);    /* refilled to full */
         fx_free(&f);
     }
 }
@@ -650,10 +855,14 @@ int main(void)
     default_addr = addr4(198, 51, 100, 7);
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_siphash_reference),
+        cmocka_unit_test(test_khash_reference),
+        cmocka_unit_test(test_khash_strlen),
+        cmocka_unit_test(test_khash_spread),
         cmocka_unit_test(test_ktable_ops),
         cmocka_unit_test(test_ktable_bound_and_pins),
         cmocka_unit_test(test_new_bucket_full_then_refill),
         cmocka_unit_test(test_costs_and_status),
+        cmocka_unit_test(test_decision_fields),
         cmocka_unit_test(test_status_changes_clamp),
         cmocka_unit_test(test_keys),
         cmocka_unit_test(test_exact_refill_frequent_calls),
