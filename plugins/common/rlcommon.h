@@ -95,39 +95,30 @@ typedef struct pz_rl_tail {
     int32_t pad;
 } pz_rl_tail;
 
-/* Whether pz_rl_decision has the layout pz__rl_put relies on: retry_after_ns
- * and remaining adjacent, limit and reason adjacent and last. (True for
- * every x86-64 and AArch64 ABI; otherwise the plain stores are used.) */
-#define PZ_RL_DECISION_PAIRS                                                                                 \
-    (offsetof(pz_rl_decision, remaining) == offsetof(pz_rl_decision, retry_after_ns) + 8 &&                  \
-     offsetof(pz_rl_decision, reason) == offsetof(pz_rl_decision, limit) + 8 &&                              \
+/* Whether pz_rl_decision ends with limit and reason, adjacent (true for
+ * every x86-64 and AArch64 ABI; otherwise pz__rl_put stores them apart). */
+#define PZ_RL_DECISION_TAIL                                                                                  \
+    (offsetof(pz_rl_decision, reason) == offsetof(pz_rl_decision, limit) + 8 &&                              \
      sizeof(pz_rl_decision) == offsetof(pz_rl_decision, limit) + 16)
 
-/* Fill OUT: ALLOWED, RETRY, REMAINING, and TAIL's limit with REASON. In
- * three stores instead of five: at a million keys and more a decision waits
- * on one cache miss, and how many decisions the CPU overlaps with it is
- * bounded by the stores in flight more than by anything else (measured:
- * docs/internals/ratelimit-hash.md). Writes OUT's padding. */
+/* Fill OUT: ALLOWED, REASON, RETRY, REMAINING, and TAIL's limit. Limit and
+ * reason (with the struct's padding) go in one 16-byte copy of TAIL when
+ * REASON is 0: at a million keys a decision waits on one cache miss, and the
+ * stores in flight bound how many decisions the CPU overlaps with it
+ * (docs/internals/ratelimit-hash.md). */
 static inline __attribute__((always_inline)) void pz__rl_put(pz_rl_decision *out, int allowed, int reason,
                                                              uint64_t retry, double remaining,
                                                              const pz_rl_tail *tail)
 {
     out->allowed = allowed;
-#if defined(__SSE2__) && defined(__x86_64__)
-    if (PZ_RL_DECISION_PAIRS) {
-        char *o = (char *)out;
-        __m128i rr = _mm_unpacklo_epi64(_mm_cvtsi64_si128((long long)retry), _mm_castpd_si128(_mm_set_sd(remaining)));
-        _mm_storeu_si128((__m128i *)(o + offsetof(pz_rl_decision, retry_after_ns)), rr);
-        _mm_storeu_si128((__m128i *)(o + offsetof(pz_rl_decision, limit)), _mm_loadu_si128((const __m128i *)tail));
-        if (reason)
-            out->reason = reason;
-        return;
-    }
-#endif
     out->retry_after_ns = retry;
     out->remaining = remaining;
-    out->limit = tail->limit;
-    out->reason = reason;
+    if (PZ_RL_DECISION_TAIL && reason == 0) {
+        memcpy((char *)out + offsetof(pz_rl_decision, limit), tail, sizeof(*tail));
+    } else {
+        out->limit = tail->limit;
+        out->reason = reason;
+    }
 }
 
 /* Name of a keymode / parse one ("peer", ...); parse returns -1 if unknown. */

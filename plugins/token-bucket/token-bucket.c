@@ -208,18 +208,6 @@ static void tb_destroy(void *state)
     free(b);
 }
 
-/* E's words 1 and 2 in one store (see pz__rl_put for why stores count). */
-static inline __attribute__((always_inline)) void put_entry(uint64_t *e, uint64_t last, uint64_t word2)
-{
-#if defined(__SSE2__) && defined(__x86_64__)
-    _mm_storeu_si128((__m128i *)(e + 1),
-                     _mm_unpacklo_epi64(_mm_cvtsi64_si128((long long)last), _mm_cvtsi64_si128((long long)word2)));
-#else
-    e[1] = last;
-    e[2] = word2;
-#endif
-}
-
 /* Spend REQ's cost from entry E, whose level at LAST (REQ's time, or the
  * entry's if later) is LEVEL under the status row PS of status ST; store the
  * entry and fill OUT. */
@@ -244,7 +232,8 @@ static inline __attribute__((always_inline)) void decide(const tb_settings *s, u
     } else {
         reason = ps->cap_u == 0 ? PZ_RL_REASON_STATUS : PZ_RL_REASON_COST;
     }
-    put_entry(e, last, level | ps->st_bits);
+    e[1] = last;
+    e[2] = level | ps->st_bits;
     pz__rl_put(out, allowed, reason, retry, (double)(int64_t)level / ps->unit_d /* level < 2^61 */, &ps->tail);
 }
 
@@ -298,7 +287,8 @@ static inline __attribute__((always_inline)) int allow_fp(tb *b, uint64_t fp, co
                          0))
         return allow_slow(b, e, req, out);
     level -= (uint64_t)need;
-    put_entry(e, last2, level | ps->st_bits);
+    e[1] = last2; /* time never runs backward */
+    e[2] = level | ps->st_bits;
     pz__rl_put(out, 1, 0, 0, (double)(int64_t)level / ps->unit_d, &ps->tail);
     return 0;
 }
