@@ -13,7 +13,12 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <poll.h>
+#include <signal.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
 #ifdef HAVE_DLFCN_H
@@ -43,6 +48,7 @@
 struct pz_loader {
     char **path; /* NULL-terminated, absolute directories */
     size_t n_path;
+    unsigned flags; /* PZ_LOADER_* */
 };
 
 struct pz_plugin {
@@ -421,6 +427,126 @@ static int open_plugin(const char *path, const char *abs, lt_dlhandle *out, pz_e
     return 0;
 }
 
+/* ------------------------------------------------------------------------ */
+/* Loading in a child first */
+
+/* How long the child may take to load a plugin before it counts as hung. */
+static int probe_timeout_ms = 10000;
+
+void pz__loader_set_probe_timeout(int ms)
+{
+    probe_timeout_ms = ms > 0 ? ms : 10000;
+}
+
+static int64_t mono_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* The child: open ABS the way the loader will, call its entry point and its
+ * init(), then say "survived" on FD. Whether the plugin is acceptable is
+ * not decided here (the parent's own load gives the precise refusal); only
+ * whether loading it kills or hangs the process. */
+G_GNUC_NORETURN static void probe_child(int fd, const char *abs)
+{
+    struct rlimit no_core = {0, 0};
+    setrlimit(RLIMIT_CORE, &no_core); /* a crashing plugin leaves no core file */
+#if defined(HAVE_DLFCN_H) && defined(RTLD_NOW) && defined(RTLD_LOCAL)
+    void *h = dlopen(abs, RTLD_NOW | RTLD_LOCAL);
+    void *sym = h ? dlsym(h, PZ_PLUGIN_ENTRY_SYMBOL) : NULL;
+    if (sym) {
+        pz_plugin_entry_fn entry;
+        memcpy(&entry, &sym, sizeof(entry));
+        const pz_plugin_descriptor *desc = entry();
+        pz_load_refusal why;
+        pz_err e;
+        pz_err_init(&e);
+        if (check_desc(abs, desc, &why, &e) == 0 && desc->init) {
+            pz_core *core = pz_core_new(desc->name);
+            if (core)
+                (void)desc->init(core, &e);
+        }
+    }
+#endif
+    ssize_t n;
+    do
+        n = write(fd, "k", 1);
+    while (n < 0 && errno == EINTR);
+    _exit(0);
+}
+
+/* Load ABS in a child process first, so a plugin whose constructor, entry
+ * point or init() crashes (or never returns) is refused with a message
+ * naming it instead of taking this process down. 0 when the child
+ * survived; PZ_EPLUGIN-style refusal (PZ_EIO) with ERR set otherwise. */
+static int probe_load(const char *path, const char *abs, pz_err *err)
+{
+    int fds[2];
+    if (pipe(fds) != 0)
+        return pz_err_set(err, PZ_EIO, "%s: cannot check it in a child process: pipe: %s", path, strerror(errno));
+    fflush(NULL);
+    pid_t pid = fork();
+    if (pid < 0) {
+        int e = errno;
+        close(fds[0]);
+        close(fds[1]);
+        return pz_err_set(err, PZ_EIO, "%s: cannot check it in a child process: fork: %s", path, strerror(e));
+    }
+    if (pid == 0) {
+        close(fds[0]);
+        probe_child(fds[1], abs);
+    }
+    close(fds[1]);
+
+    int survived = 0, timed_out = 0;
+    int64_t deadline = mono_ms() + probe_timeout_ms;
+    for (;;) {
+        int64_t left = deadline - mono_ms();
+        if (left <= 0) {
+            timed_out = 1;
+            break;
+        }
+        struct pollfd pfd = {.fd = fds[0], .events = POLLIN};
+        int r = poll(&pfd, 1, (int)left);
+        if (r < 0 && errno == EINTR)
+            continue;
+        if (r <= 0) {
+            timed_out = r == 0;
+            break;
+        }
+        char c;
+        ssize_t n = read(fds[0], &c, 1);
+        if (n < 0 && errno == EINTR)
+            continue;
+        survived = n == 1 && c == 'k';
+        break;
+    }
+    close(fds[0]);
+    if (timed_out)
+        kill(pid, SIGKILL);
+    int status = 0;
+    while (waitpid(pid, &status, 0) < 0 && errno == EINTR)
+        ;
+    if (survived)
+        return 0;
+    if (timed_out)
+        return pz_err_set(err, PZ_ETIMEDOUT,
+                          "%s: loading it did not finish within %d ms (checked in a child process, which was "
+                          "killed); this process did not load it",
+                          path, probe_timeout_ms);
+    if (WIFSIGNALED(status))
+        return pz_err_set(err, PZ_EIO,
+                          "%s: crashed while loading (signal %d, %s), checked in a child process; this process "
+                          "did not load it",
+                          path, WTERMSIG(status), strsignal(WTERMSIG(status)));
+    return pz_err_set(err, PZ_EIO,
+                      "%s: crashed while loading (the checking child process exited with status %d); this "
+                      "process did not load it",
+                      path, WIFEXITED(status) ? WEXITSTATUS(status) : -1);
+}
+
 int pz_loader_load_file(pz_loader *loader, const char *path, const pz_plugin **out, pz_load_refusal *refusal,
                         pz_err *err)
 {
@@ -473,6 +599,13 @@ int pz_loader_load_file(pz_loader *loader, const char *path, const pz_plugin **o
         goto out;
     }
 
+    if (loader->flags & PZ_LOADER_PROBE) {
+        rc = probe_load(path, abs, err);
+        if (rc) {
+            why = PZ_REFUSE_CRASH;
+            goto out;
+        }
+    }
     lt_dlhandle h = NULL;
     rc = open_plugin(path, abs, &h, err);
     if (rc) {
@@ -606,6 +739,7 @@ int pz_loader_new_path(const char *const *dirs, size_t n_dirs, unsigned flags, p
         rc = PZ_ENOMEM;
         goto out;
     }
+    l->flags = flags;
     cap = 8;
     l->path = calloc(cap, sizeof(*l->path));
     if (!l->path) {
@@ -641,7 +775,7 @@ out:
 
 int pz_loader_new(const char *const *dirs, size_t n_dirs, pz_loader **out, pz_err *err)
 {
-    return pz_loader_new_path(dirs, n_dirs, 0, out, err);
+    return pz_loader_new_path(dirs, n_dirs, PZ_LOADER_PROBE, out, err);
 }
 
 void pz_loader_free(pz_loader *loader)

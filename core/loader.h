@@ -33,15 +33,22 @@ typedef enum pz_load_refusal {
     PZ_REFUSE_MALFORMED,      /* short struct_size, NULL mandatory field, bad name/kind */
     PZ_REFUSE_DUPLICATE,      /* provider name already taken by another file */
     PZ_REFUSE_INIT,           /* descriptor init() failed */
+    PZ_REFUSE_CRASH,          /* loading it in a child process crashed or hung (PZ_LOADER_PROBE) */
 } pz_load_refusal;
 
 /* Create a loader whose search path starts with the N_DIRS directories
- * DIRS (may be NULL/0). Returns 0 or PZ_ENOMEM. */
+ * DIRS (may be NULL/0), with PZ_LOADER_PROBE set (what prozsecd and
+ * `prozsec config check` use). Returns 0 or PZ_ENOMEM. */
 int pz_loader_new(const char *const *dirs, size_t n_dirs, pz_loader **out, pz_err *err);
 
 /* Flags for pz_loader_new_path. */
 #define PZ_LOADER_NO_ENV 0x1u       /* leave $PROZSEC_PLUGIN_PATH out of the path */
 #define PZ_LOADER_NO_PLUGINDIR 0x2u /* leave PZ_PLUGINDIR out of the path */
+/* Before loading a file in this process, load it (dlopen, entry point,
+ * init()) in a forked child: a plugin that crashes or hangs there is
+ * refused (PZ_REFUSE_CRASH) with a message naming it, instead of killing
+ * the daemon with a bare signal. Costs one fork per plugin file, once. */
+#define PZ_LOADER_PROBE 0x4u
 
 /* Like pz_loader_new, with FLAGS choosing which of the environment and
  * built-in parts follow DIRS (`prozsec plugins list --path` replaces the
@@ -97,6 +104,10 @@ const pz_core *pz_provider_core(const pz_provider *provider);
  * provider table only up to its kind's ABI 1.0 size, calls nothing.
  * Returns 0 with *WHY (may be NULL) = PZ_REFUSE_NONE, or PZ_EABI with *WHY
  * = PZ_REFUSE_ABI_MAJOR/_ABI_MINOR/_MALFORMED and ERR set. */
+/* Internal (tests): the PZ_LOADER_PROBE deadline, 10000 ms by default
+ * (MS <= 0 restores it). Not thread-safe: set it before loading. */
+void pz__loader_set_probe_timeout(int ms);
+
 int pz__loader_check_desc(const char *path, const pz_plugin_descriptor *desc, pz_load_refusal *why, pz_err *err);
 
 #endif /* PZ_CORE_LOADER_H */

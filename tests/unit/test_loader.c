@@ -321,6 +321,33 @@ static void test_crash_in_child(void **state)
     assert_int_equal(WTERMSIG(status), SIGSEGV);
 }
 
+/* A probing loader (what prozsecd and config check use) refuses the
+ * crashing and the hanging fixture with a message naming the file, and
+ * this process survives; everything else is refused exactly as without
+ * the probe. */
+static void test_probe_refuses_crash_and_hang(void **state)
+{
+    (void)state;
+    pz_loader *l = NULL;
+    assert_int_equal(pz_loader_new_path(NULL, 0, PZ_LOADER_NO_ENV | PZ_LOADER_NO_PLUGINDIR | PZ_LOADER_PROBE, &l, NULL),
+                     0);
+    g_autofree char *crash = fixture("bad-ctor-crash");
+    check_refusal(l, crash, PZ_REFUSE_CRASH, PZ_EIO, "crashed while loading (");
+
+    pz__loader_set_probe_timeout(300);
+    g_autofree char *hang = fixture("bad-init-hang");
+    check_refusal(l, hang, PZ_REFUSE_CRASH, PZ_ETIMEDOUT, "loading it did not finish within 300 ms");
+    pz__loader_set_probe_timeout(0);
+
+    for (size_t i = 0; i < sizeof(refusals) / sizeof(refusals[0]); i++) {
+        g_autofree char *path = fixture(refusals[i].fixture);
+        check_refusal(l, path, refusals[i].why, refusals[i].code, refusals[i].reason);
+    }
+    const pz_plugin *p = load_good(l, "test-ratelimit");
+    assert_string_equal(pz_plugin_desc(p)->name, "test-ratelimit");
+    pz_loader_free(l);
+}
+
 /* ------------------------------------------------------------------------ */
 /* Good plugins */
 
@@ -754,6 +781,7 @@ int main(void)
         cmocka_unit_test(test_refusal_duplicate),
         cmocka_unit_test(test_not_regular_and_writable),
         cmocka_unit_test(test_crash_in_child),
+        cmocka_unit_test(test_probe_refuses_crash_and_hang),
         cmocka_unit_test(test_load_good_and_idempotent),
         cmocka_unit_test(test_load_via_symlink_same_plugin),
         cmocka_unit_test(test_load_concurrent),
