@@ -9,12 +9,16 @@
  * keys against max_keys = 100000, where every decision inserts and evicts.
  *
  * Keys are peer ids ("peer-0123abcd", key: peer), written into arrays
- * before the timed loops. Three floors are measured in the same run on a
- * buffer of the table's size: the memory latency (dependent random reads),
- * SipHash-1-3 of the key plus one read at the hash (what any table keyed
- * with SipHash pays: the hash's ~130 instructions ahead of each read limit
- * how many reads overlap), and a multiply hash plus one read (what the
- * keyed hash costs). Memory is the growth of the resident set over the
+ * before the timed loops. Four floors are measured in the same run, before
+ * the limiters, on a buffer of the table's size: the memory latency
+ * (dependent random reads); the limiters' keyed hash (plugins/common/
+ * khash.h, with its inline strlen) of the key plus one read at the hash —
+ * what any table keyed with it pays; the same with SipHash-1-3 (the hash
+ * the limiters used before: its ~130 instructions ahead of each read limit
+ * how many reads of successive decisions overlap); and an unkeyed multiply
+ * hash plus one read. Each limiter row prints its ratio to the keyed-hash
+ * and SipHash floors (RESULT ..._over_khfloor, _over_sipfloor,
+ * _over_memlatency). Memory is the growth of the resident set over the
  * limiter's life (after malloc_trim), divided by the keys it holds:
  * everything the limiter allocated, not a computed table size (page
  * granularity makes the 1K row coarse). Times are this thread's CPU time;
