@@ -86,6 +86,17 @@ size_t allocfail_disarm(void)
     return __atomic_load_n(&counter, __ATOMIC_SEQ_CST);
 }
 
+int allocfail_active(void)
+{
+    /* Through a volatile pointer: the compiler may drop a malloc/free pair. */
+    void *(*volatile m)(size_t) = malloc;
+    allocfail_arm(0);
+    void *p = m(16);
+    size_t n = allocfail_disarm();
+    free(p);
+    return n == 1;
+}
+
 size_t allocfail_count(void)
 {
     return __atomic_load_n(&counter, __ATOMIC_SEQ_CST);

@@ -19,6 +19,11 @@ size_t allocfail_count(void);
 /* Stop counting; returns how many allocations were attempted while armed. */
 size_t allocfail_disarm(void);
 
+/* Whether allocations reach this shim (not so when valgrind replaces
+ * malloc in the executable: run valgrind with
+ * --soname-synonyms=somalloc=nouserintercepts to keep the shim). */
+int allocfail_active(void);
+
 /* Whether the failure was injected during the last armed period. */
 int allocfail_fired(void);
 
