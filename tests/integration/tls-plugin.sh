@@ -118,11 +118,11 @@ case "$RESULT" in *" certs=0 "*) ok "  with no certificate in its credentials" ;
 server_conf "$work/reload.yaml" server
 start_server reload "$work/reload.yaml"
 mkfifo "$work/in"
+mark # before the client starts: its handshake may be over before the next line runs
 openssl s_client -connect "127.0.0.1:$PORT" -CAfile "$FX/ca.crt" $(client_cert_openssl client) -quiet \
     <"$work/in" >"$work/long.txt" 2>"$work/long.err" &
 pids="$pids $!"
 exec 4>"$work/in"
-mark
 echo before >&4
 expect_peer "long-lived session established"
 i=0
