@@ -72,7 +72,7 @@ static inline unsigned __int128 pz__kh_mul(uint64_t a, uint64_t b)
 
 /* The 128-bit NH sum and the length, folded to the 64-bit hash. */
 static inline __attribute__((always_inline)) uint64_t pz__kh_fold(const uint64_t *k, unsigned __int128 acc,
-                                                                   size_t len)
+                                                                  size_t len)
 {
     unsigned __int128 f = pz__kh_mul((uint64_t)acc + k[8], ((uint64_t)(acc >> 64) ^ len) + k[9]);
     return (uint64_t)f ^ (uint64_t)(f >> 64);
@@ -82,8 +82,8 @@ static inline __attribute__((always_inline)) uint64_t pz__kh_fold(const uint64_t
 uint64_t pz__khash_long(const pz_khash_key *key, const void *data, size_t len);
 
 /* pz__khash for LEN <= 16 only. */
-static inline __attribute__((always_inline)) uint64_t pz__khash_short(const pz_khash_key *key, const void *data,
-                                                                       size_t len)
+static inline __attribute__((always_inline)) uint64_t pz__khash_short(const pz_khash_key *key,
+                                                                      const void *data, size_t len)
 {
     const uint8_t *p = data;
     const uint64_t *k = key->k;
@@ -102,7 +102,7 @@ static inline __attribute__((always_inline)) uint64_t pz__khash_short(const pz_k
 /* The keyed hash of LEN bytes at DATA (DATA may be NULL when LEN is 0).
  * Inline for keys of up to 16 bytes. Thread-safe. */
 static inline __attribute__((always_inline)) uint64_t pz__khash(const pz_khash_key *key, const void *data,
-                                                                 size_t len)
+                                                                size_t len)
 {
     if (__builtin_expect(len > 16, 0))
         return pz__khash_long(key, data, len);

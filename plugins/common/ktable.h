@@ -46,8 +46,8 @@ typedef pz_kt_class (*pz_kt_classify_fn)(const uint64_t *entry, uint64_t now, ui
 typedef void (*pz_kt_drop_fn)(uint64_t *entry, void *ctx);
 
 typedef struct pz_kt {
-    uint64_t *slots;  /* nslots * stride words */
-    uint64_t *end;    /* slots + nslots * stride */
+    uint64_t *slots; /* nslots * stride words */
+    uint64_t *end;   /* slots + nslots * stride */
     size_t nslots;
     size_t stride;    /* words per entry, >= 1 */
     size_t count;     /* occupied slots */

@@ -66,7 +66,8 @@ uint64_t pz__rl_key_hash_tagged(const pz_rl_keys *keys, pz_rl_keymode mode, cons
 /* The keyed 64-bit hash of REQ's key under KEYS. A bare peer id, the
  * common case, is hashed in place under a key of its own (so it never
  * equals a tagged key). */
-static inline __attribute__((always_inline)) uint64_t pz__rl_key_hash(const pz_rl_keys *keys, pz_rl_keymode mode, const pz_rl_request *req)
+static inline __attribute__((always_inline)) uint64_t
+pz__rl_key_hash(const pz_rl_keys *keys, pz_rl_keymode mode, const pz_rl_request *req)
 {
     if (mode == PZ_RLKEY_PEER && req->node_id)
         return pz__khash_str(&keys->peer, req->node_id);

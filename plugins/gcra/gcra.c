@@ -32,7 +32,7 @@
 #include "../common/rlcommon.h"
 #include "gcra.h"
 
-#define SUB 16 /* time units per nanosecond */
+#define SUB 16        /* time units per nanosecond */
 #define GCRA_STRIDE 2 /* words per entry */
 #define NOW_MAX (UINT64_MAX / SUB / 2)
 
@@ -84,8 +84,8 @@ static int parse(const pz_core *core, const pz_conf *conf, gcra_settings *s, pz_
         double tau = floor(s->burst * f * t);
         if (tau >= ldexp(1.0, 62)) {
             rc = core->error(core, err, PZ_ECONFIG,
-                             "burst %g / rate %g x status factor %g: tolerance of more than %g years", s->burst,
-                             s->rate, f, ldexp(1.0, 62) / SUB / 1e9 / 86400 / 365);
+                             "burst %g / rate %g x status factor %g: tolerance of more than %g years",
+                             s->burst, s->rate, f, ldexp(1.0, 62) / SUB / 1e9 / 86400 / 365);
             goto out;
         }
         struct gcra_per *ps = &s->per[i];
@@ -277,7 +277,8 @@ static int gcra_get_usage(void *state, const pz_rl_request *req, pz_rl_usage *ou
     unsigned st = pz__rl_status(req);
     uint64_t t = s->per[st].t_u, tau = s->per[st].tau_u;
     uint64_t now_u = now_units(req->now_ns);
-    const uint64_t *e = pz__kt_find_s(&g->kt, pz__rl_fp(pz__rl_key_hash(&g->keys, s->c.key, req)), GCRA_STRIDE);
+    const uint64_t *e =
+        pz__kt_find_s(&g->kt, pz__rl_fp(pz__rl_key_hash(&g->keys, s->c.key, req)), GCRA_STRIDE);
     out->capacity = t ? (double)tau / (double)t : 0;
     out->known = e != NULL;
     out->last_ns = e ? e[1] / SUB : 0; /* the theoretical arrival time */

@@ -46,7 +46,7 @@ typedef struct tb_settings {
     double rate;     /* tokens per second, before status factors */
     unsigned shift;  /* s: units per token = 1e9 << s */
     uint64_t unit;
-    double unit_d;   /* unit as a double */
+    double unit_d; /* unit as a double */
     /* Per status, one 64-byte row per pz_peer_status: what a decision reads
      * (one base register on the hot path). */
     struct tb_per {
@@ -186,8 +186,9 @@ static int tb_create(const pz_core *core, const pz_conf *conf, void **state, pz_
         rc = core->error(core, err, rc, "cannot allocate the bucket table");
         goto out;
     }
-    core->log(core, PZ_LOG_DEBUG, "capacity %g, refill %g/s, key %s, max_keys %llu, scale 2^-%u", b->s.capacity,
-              b->s.rate, pz__rl_keymode_name(b->s.c.key), (unsigned long long)b->s.c.max_keys, b->s.shift);
+    core->log(core, PZ_LOG_DEBUG, "capacity %g, refill %g/s, key %s, max_keys %llu, scale 2^-%u",
+              b->s.capacity, b->s.rate, pz__rl_keymode_name(b->s.c.key), (unsigned long long)b->s.c.max_keys,
+              b->s.shift);
     *state = b;
 out:
     if (rc) {
@@ -234,7 +235,8 @@ static inline __attribute__((always_inline)) void decide(const tb_settings *s, u
     }
     e[1] = last;
     e[2] = level | ps->st_bits;
-    pz__rl_put(out, allowed, reason, retry, (double)(int64_t)level / ps->unit_d /* level < 2^61 */, &ps->tail);
+    pz__rl_put(out, allowed, reason, retry, (double)(int64_t)level / ps->unit_d /* level < 2^61 */,
+               &ps->tail);
 }
 
 /* A key with no entry: insert one, full, and decide. Off the hot path. */
@@ -294,7 +296,8 @@ static inline __attribute__((always_inline)) int allow_fp(tb *b, uint64_t fp, co
 }
 
 /* Any key (tagged composite keys, peer ids longer than 16 bytes). */
-static __attribute__((noinline, noipa)) int allow_general(tb *b, const pz_rl_request *req, pz_rl_decision *out)
+static __attribute__((noinline, noipa)) int allow_general(tb *b, const pz_rl_request *req,
+                                                          pz_rl_decision *out)
 {
     return allow_fp(b, pz__rl_fp(pz__rl_key_hash(&b->keys, b->s.c.key, req)), req, out);
 }

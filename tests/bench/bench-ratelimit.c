@@ -392,8 +392,7 @@ static int run_flood(const char *provider, uint64_t max_keys, const keybuf *keys
     return 0;
 }
 
-static const char *size_name(uint64_t n, char *buf, size_t len)
-    __attribute__((unused));
+static const char *size_name(uint64_t n, char *buf, size_t len) __attribute__((unused));
 static const char *size_name(uint64_t n, char *buf, size_t len)
 {
     if (n >= 1000000 && n % 1000000 == 0)

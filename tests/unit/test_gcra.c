@@ -154,11 +154,13 @@ static void test_costs_and_status(void **state)
             }
             pz_rl_decision d = ask_st(&f, "p", cases[i].cost, cases[i].status, t);
             if (d.allowed != cases[i].allowed || d.reason != cases[i].reason || d.limit != cases[i].limit)
-                fail_msg("case %zu%s: allowed %d reason %d limit %g", i, known ? " (known key)" : "", d.allowed,
-                         d.reason, d.limit);
-            double left = cases[i].allowed ? cases[i].limit - (cases[i].cost ? cases[i].cost : 1) : cases[i].limit;
+                fail_msg("case %zu%s: allowed %d reason %d limit %g", i, known ? " (known key)" : "",
+                         d.allowed, d.reason, d.limit);
+            double left =
+                cases[i].allowed ? cases[i].limit - (cases[i].cost ? cases[i].cost : 1) : cases[i].limit;
             if (d.remaining != left)
-                fail_msg("case %zu%s: remaining %g, expected %g", i, known ? " (known key)" : "", d.remaining, left);
+                fail_msg("case %zu%s: remaining %g, expected %g", i, known ? " (known key)" : "", d.remaining,
+                         left);
             fx_free(&f);
         }
     }
@@ -174,21 +176,23 @@ static void check_fields(fx *f, const char *node, uint32_t cost, uint64_t now, i
     memset(&d, 0x5a, sizeof(d));
     d.struct_size = sizeof(d);
     assert_int_equal(gp()->allow(f->st, &r, &d), 0);
-    if (d.struct_size != sizeof(d) || d.allowed != allowed || d.reason != reason || d.remaining != remaining ||
-        d.limit != limit || d.retry_after_ns != retry)
-        fail_msg("%s cost %u: allowed %d reason %d remaining %g limit %g retry %llu", node ? node : "(address)",
-                 cost, d.allowed, d.reason, d.remaining, d.limit, (unsigned long long)d.retry_after_ns);
+    if (d.struct_size != sizeof(d) || d.allowed != allowed || d.reason != reason ||
+        d.remaining != remaining || d.limit != limit || d.retry_after_ns != retry)
+        fail_msg("%s cost %u: allowed %d reason %d remaining %g limit %g retry %llu",
+                 node ? node : "(address)", cost, d.allowed, d.reason, d.remaining, d.limit,
+                 (unsigned long long)d.retry_after_ns);
 }
 
 static void test_decision_fields(void **state)
 {
     (void)state;
-    static const char *const ids[] = {"p", "sixteen-bytes-id", "a-peer-id-of-forty-bytes-0123456789abcde", NULL};
+    static const char *const ids[] = {"p", "sixteen-bytes-id", "a-peer-id-of-forty-bytes-0123456789abcde",
+                                      NULL};
     for (size_t i = 0; i < sizeof(ids) / sizeof(ids[0]); i++) {
         fx f;
         fx_new(&f, ids[i] ? "rate: 2\nburst: 4\n" : "rate: 2\nburst: 4\nkey: address\n");
-        check_fields(&f, ids[i], 1, S, 1, 0, 3, 4, 0);                     /* new key */
-        check_fields(&f, ids[i], 2, S, 1, 0, 1, 4, 0);                     /* known, passes */
+        check_fields(&f, ids[i], 1, S, 1, 0, 3, 4, 0);                      /* new key */
+        check_fields(&f, ids[i], 2, S, 1, 0, 1, 4, 0);                      /* known, passes */
         check_fields(&f, ids[i], 2, S, 0, PZ_RL_REASON_LIMIT, 1, 4, S / 2); /* refused */
         check_fields(&f, ids[i], 5, S, 0, PZ_RL_REASON_COST, 1, 4, 0);
         check_fields(&f, ids[i], 0, S + S / 2, 1, 0, 1, 4, 0); /* 0 counts as 1; +1 regained */

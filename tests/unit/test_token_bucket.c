@@ -144,7 +144,9 @@ static void test_siphash_reference(void **state)
     }
     /* Keyed: another key, another hash. */
     key[0] ^= 1;
-    assert_true(pz__siphash13(key, msg, 8) != pz__siphash_cd(1, 3, (uint8_t[16]){0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15}, msg, 8));
+    assert_true(
+        pz__siphash13(key, msg, 8) !=
+        pz__siphash_cd(1, 3, (uint8_t[16]){0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15}, msg, 8));
 }
 
 /* ---- keyed multiply hash ------------------------------------------------ */
@@ -268,7 +270,8 @@ static void test_khash_spread(void **state)
         most = bins[i] > most ? bins[i] : most;
     }
     if (sq < 0.95 * N || sq > 1.05 * N || most > 12)
-        fail_msg("home slots: sum of squared deviations %.0f (expected about %d), fullest slot %u", sq, N, most);
+        fail_msg("home slots: sum of squared deviations %.0f (expected about %d), fullest slot %u", sq, N,
+                 most);
     /* Distinct: sort and compare neighbours. */
     for (uint32_t gap = N / 2; gap; gap /= 2) /* shell sort, good enough here */
         for (uint32_t i = gap; i < N; i++)
@@ -492,11 +495,13 @@ static void test_costs_and_status(void **state)
             pz_rl_decision d;
             assert_int_equal(tb()->allow(f.st, &r, &d), 0);
             if (d.allowed != cases[i].allowed || d.reason != cases[i].reason || d.limit != cases[i].limit)
-                fail_msg("case %zu%s: allowed %d reason %d limit %g", i, known ? " (known key)" : "", d.allowed,
-                         d.reason, d.limit);
-            double left = cases[i].allowed ? cases[i].limit - (cases[i].cost ? cases[i].cost : 1) : cases[i].limit;
+                fail_msg("case %zu%s: allowed %d reason %d limit %g", i, known ? " (known key)" : "",
+                         d.allowed, d.reason, d.limit);
+            double left =
+                cases[i].allowed ? cases[i].limit - (cases[i].cost ? cases[i].cost : 1) : cases[i].limit;
             if (d.remaining != left)
-                fail_msg("case %zu%s: remaining %g, expected %g", i, known ? " (known key)" : "", d.remaining, left);
+                fail_msg("case %zu%s: remaining %g, expected %g", i, known ? " (known key)" : "", d.remaining,
+                         left);
             fx_free(&f);
         }
     }
@@ -505,30 +510,33 @@ static void test_costs_and_status(void **state)
 /* Every field of a decision is written, whatever the path: new key, known
  * key passing, refusals, a peer id hashed inline (<= 16 bytes) or not, a
  * tagged key. The decision starts as garbage each time. */
-static void check_fields(fx *f, const char *node, pz_addr *a, uint32_t cost, uint64_t now, int allowed, int reason,
-                         double remaining, double limit, uint64_t retry)
+static void check_fields(fx *f, const char *node, pz_addr *a, uint32_t cost, uint64_t now, int allowed,
+                         int reason, double remaining, double limit, uint64_t retry)
 {
     pz_rl_request r = {sizeof(r), node, a, NULL, cost, PZ_STATUS_UNKNOWN, now};
     pz_rl_decision d;
     memset(&d, 0x5a, sizeof(d));
     d.struct_size = sizeof(d);
     assert_int_equal(tb()->allow(f->st, &r, &d), 0);
-    if (d.struct_size != sizeof(d) || d.allowed != allowed || d.reason != reason || d.remaining != remaining ||
-        d.limit != limit || d.retry_after_ns != retry)
-        fail_msg("%s cost %u: allowed %d reason %d remaining %g limit %g retry %llu", node ? node : "(address)",
-                 cost, d.allowed, d.reason, d.remaining, d.limit, (unsigned long long)d.retry_after_ns);
+    if (d.struct_size != sizeof(d) || d.allowed != allowed || d.reason != reason ||
+        d.remaining != remaining || d.limit != limit || d.retry_after_ns != retry)
+        fail_msg("%s cost %u: allowed %d reason %d remaining %g limit %g retry %llu",
+                 node ? node : "(address)", cost, d.allowed, d.reason, d.remaining, d.limit,
+                 (unsigned long long)d.retry_after_ns);
 }
 
 static void test_decision_fields(void **state)
 {
     (void)state;
-    static const char *const ids[] = {"p", "sixteen-bytes-id", "a-peer-id-of-forty-bytes-0123456789abcde", NULL};
+    static const char *const ids[] = {"p", "sixteen-bytes-id", "a-peer-id-of-forty-bytes-0123456789abcde",
+                                      NULL};
     for (size_t i = 0; i < sizeof(ids) / sizeof(ids[0]); i++) {
         fx f;
-        fx_new(&f, ids[i] ? "capacity: 4\nrefill_per_second: 2\n" : "capacity: 4\nrefill_per_second: 2\nkey: address\n");
+        fx_new(&f, ids[i] ? "capacity: 4\nrefill_per_second: 2\n"
+                          : "capacity: 4\nrefill_per_second: 2\nkey: address\n");
         pz_addr a = addr4(203, 0, 113, (uint8_t)i);
-        check_fields(&f, ids[i], &a, 1, S, 1, 0, 3, 4, 0);                     /* new key */
-        check_fields(&f, ids[i], &a, 2, S, 1, 0, 1, 4, 0);                     /* known, passes */
+        check_fields(&f, ids[i], &a, 1, S, 1, 0, 3, 4, 0);                      /* new key */
+        check_fields(&f, ids[i], &a, 2, S, 1, 0, 1, 4, 0);                      /* known, passes */
         check_fields(&f, ids[i], &a, 2, S, 0, PZ_RL_REASON_LIMIT, 1, 4, S / 2); /* refused */
         check_fields(&f, ids[i], &a, 5, S, 0, PZ_RL_REASON_COST, 1, 4, 0);
         check_fields(&f, ids[i], &a, 0, S + S / 2, 1, 0, 1, 4, 0); /* 0 counts as 1; +1 refilled */
@@ -717,8 +725,8 @@ static void test_update_config_keeps_level(void **state)
     assert_non_null(strstr(pz_mock_err_msg(f.m), "test.yaml:2:20"));
     assert_true(usage(&f, "a", 2 * S, NULL) == 6.5);
     /* max_keys shrinks the table; changing the key starts afresh. */
-    assert_int_equal(pz_mock_conf(f.m, "capacity: 100\nrefill_per_second: 4\nmax_keys: 16\nkey: address\n", &c),
-                     0);
+    assert_int_equal(
+        pz_mock_conf(f.m, "capacity: 100\nrefill_per_second: 4\nmax_keys: 16\nkey: address\n", &c), 0);
     assert_int_equal(tb()->update_config(f.st, c, pz_mock_err(f.m)), 0);
     int known = 1;
     usage(&f, "a", 2 * S, &known);
@@ -828,7 +836,8 @@ static void test_config_errors(void **state)
         assert_int_equal(pz_mock_conf(m, cases[i].yaml, &conf), 0);
         int rc = tb()->create(pz_mock_core(m), conf, &st, pz_mock_err(m));
         if (rc != PZ_ECONFIG || !strstr(pz_mock_err_msg(m), cases[i].where))
-            fail_msg("case %zu: rc %d, message \"%s\", wanted \"%s\"", i, rc, pz_mock_err_msg(m), cases[i].where);
+            fail_msg("case %zu: rc %d, message \"%s\", wanted \"%s\"", i, rc, pz_mock_err_msg(m),
+                     cases[i].where);
         assert_null(st);
         pz_mock_free(m);
     }
