@@ -2,13 +2,17 @@
  * path wired together from one configuration file.
  *
  *   accept (transport) -> pre-handshake admission (DoS, by address)
- *     -> handshake (deadline) -> auth chain -> post-auth admission (DoS,
- *     by identity) -> secure RPC server (rate limit -> verify -> authorize
+ *     -> handshake (deadline) -> the peer's credentials frame (same
+ *     deadline; core/credframe.h) -> auth chain over the transport's
+ *     credentials and the frame's tokens -> post-auth admission (DoS, by
+ *     identity) -> secure RPC server (rate limit -> verify -> authorize
  *     -> handler -> signed response)
  *
  * Outbound calls go through a pooled RPC client whose connections are made
  * with a configured transport to the address book in `peers:`, and are
- * authenticated by the same auth chain with the dialled node id expected.
+ * authenticated by the same auth chain with the dialled node id expected;
+ * once the server is accepted, the node sends its own credentials frame
+ * (the tokens its auth providers make for the connection) before any call.
  *
  * prozsecd runs one node in server mode; the `prozsec` tool runs one in
  * client mode (no listeners) to act as the node whose configuration it was
