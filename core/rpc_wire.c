@@ -5,6 +5,7 @@
 #include "config.h"
 
 #include <stdarg.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "crypto.h"
@@ -1024,14 +1025,14 @@ GVariant *pz_wire_value_dup(const pz_wire_value *v)
 {
     /* One block: the value (malloc alignment suits every GVariant type),
      * then its type string NUL-terminated for GLib. */
-    uint8_t *copy = g_try_malloc(v->len + v->type_len + 1);
+    uint8_t *copy = malloc(v->len + v->type_len + 1);
     if (!copy)
         return NULL;
     if (v->len)
         memcpy(copy, v->data, v->len);
     memcpy(copy + v->len, v->type, v->type_len);
     copy[v->len + v->type_len] = 0;
-    GBytes *bytes = g_bytes_new_with_free_func(copy, v->len, g_free, copy);
+    GBytes *bytes = g_bytes_new_with_free_func(copy, v->len, free, copy);
     GVariant *r = g_variant_ref_sink(
         g_variant_new_from_bytes((const GVariantType *)(copy + v->len), bytes, TRUE));
     g_bytes_unref(bytes);

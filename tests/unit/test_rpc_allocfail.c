@@ -2,12 +2,13 @@
  * point 5) for the frame decoder and the envelope decoder: a stream of a
  * signed request, a large request (its frame outgrows the decoder's first
  * buffer) and a response is decoded with allocation number N failing, for
- * every N until a run completes without reaching N. Every run either
- * decodes everything or stops with PZ_ENOMEM, cleanly (valgrind and ASan
- * runs of this test check nothing leaks). The envelope decoder allocates
- * nothing at all, which the shim's counter shows. Under valgrind, run with
- * --soname-synonyms=somalloc=nouserintercepts so the shim stays in place
- * (otherwise the test skips itself). */
+ * every N until a run completes without reaching N (the malloc shim of
+ * tests/unit/allocshim.c). Every run either decodes everything or stops
+ * with PZ_ENOMEM, cleanly: nothing it allocated is left (the shim's live
+ * count; ASan's leak check too). The envelope decoder allocates nothing at
+ * all, which the shim's counter shows. Under valgrind, whose memcheck
+ * replaces malloc in the program, the fault injection is skipped unless
+ * valgrind runs with --soname-synonyms=somalloc=nouserintercepts. */
 #include "config.h"
 
 #include <setjmp.h>
@@ -19,7 +20,7 @@
 #include <cmocka.h>
 #include <glib.h>
 
-#include "allocfail.h"
+#include "allocshim.h"
 #include "rpc_frame.h"
 #include "rpc_wire.h"
 
@@ -59,9 +60,12 @@ static void make_stream(stream *s)
 /* What one run saw. */
 typedef struct result {
     int rc;
-    int decoded;            /* envelopes decoded and checked */
-    size_t decode_allocs;   /* allocations attempted inside pz_wire_decode */
-    int bad;                /* a decoded field was wrong */
+    int decoded;          /* envelopes decoded and checked */
+    size_t decode_allocs; /* allocations attempted inside pz_wire_decode */
+    int bad;              /* a decoded field was wrong */
+    size_t fail_at;       /* the allocation to fail (0: none) */
+    size_t spent;         /* allocations before the current armed stretch */
+    int failed;           /* the shim failed one */
 } result;
 
 /* Decode every frame the decoder yields now, counting the allocations
@@ -74,9 +78,18 @@ static void drain(pz_frame_decoder *d, const stream *s, result *r)
         pz_wire_request req;
         pz_wire_response resp;
         int kind;
-        size_t before = allocfail_count();
+        /* Counted apart: pz_wire_decode must make no allocation at all. */
+        pz_allocshim_report mid;
+        pz_allocshim_disarm(&mid);
+        r->spent += mid.count;
+        r->failed |= mid.failed;
+        pz_allocshim_arm(0);
         int rc = pz_wire_decode(f, len, &kind, &req, &resp, NULL);
-        r->decode_allocs += allocfail_count() - before;
+        pz_allocshim_disarm(&mid);
+        r->decode_allocs += mid.count;
+        pz_allocshim_arm(r->fail_at > r->spent ? r->fail_at - r->spent : 0);
+        if (r->failed)
+            pz_allocshim_arm(0);
         if (rc != 0 || r->decoded >= N_FRAMES) {
             r->bad = 1;
             return;
@@ -97,7 +110,8 @@ static result run(const stream *s, size_t fail_at, int use_space, size_t *allocs
     pz_frame_decoder d;
     const uint8_t *p = s->bytes->data;
     size_t n = s->bytes->len, off = 0;
-    allocfail_arm(fail_at);
+    r.fail_at = fail_at;
+    pz_allocshim_arm(fail_at);
     r.rc = pz_frame_decoder_init(&d, MAX_FRAME);
     if (r.rc == 0) {
         while (off < n && r.rc == 0 && !r.bad) {
@@ -126,16 +140,18 @@ static result run(const stream *s, size_t fail_at, int use_space, size_t *allocs
             drain(&d, s, &r);
         pz_frame_decoder_clear(&d);
     }
-    *allocs = allocfail_disarm();
-    *fired = allocfail_fired();
+    pz_allocshim_report end;
+    pz_allocshim_disarm(&end);
+    *allocs = r.spent + end.count;
+    *fired = r.failed || end.failed;
     return r;
 }
 
 static void test_every_allocation_fails(void **state)
 {
     (void)state;
-    if (!allocfail_active()) {
-        print_message("malloc is not the shim's here (valgrind replaces it in the executable unless run with "
+    if (!pz_allocshim_active()) {
+        print_message("malloc is not the shim's here (valgrind replaces it in the program unless run with "
                       "--soname-synonyms=somalloc=nouserintercepts): no fault injection\n");
         skip();
     }
@@ -158,6 +174,7 @@ static void test_every_allocation_fails(void **state)
             result r = run(&s, n, use_space, &allocs, &fired);
             assert_false(r.bad);
             assert_int_equal(r.decode_allocs, 0);
+            assert_int_equal(pz_allocshim_live(), 0); /* the run freed what it allocated */
             if (!fired) {
                 /* N is past the last allocation: the run is a clean one. */
                 assert_int_equal(r.rc, 0);
@@ -185,7 +202,7 @@ static void test_every_allocation_fails(void **state)
 static void test_value_dup_fails(void **state)
 {
     (void)state;
-    if (!allocfail_active())
+    if (!pz_allocshim_active())
         skip();
     stream s;
     make_stream(&s);
@@ -194,11 +211,13 @@ static void test_value_dup_fails(void **state)
     assert_int_equal(pz_wire_decode(s.bytes->data + PZ_FRAME_HDR, pz_frame_get_header(s.bytes->data), &kind, &req,
                                     NULL, NULL),
                      0);
-    allocfail_arm(1);
+    pz_allocshim_report rep;
+    pz_allocshim_arm(1);
     GVariant *v = pz_wire_value_dup(&req.params);
-    allocfail_disarm();
-    assert_true(allocfail_fired());
+    pz_allocshim_disarm(&rep);
+    assert_true(rep.failed);
     assert_null(v);
+    assert_int_equal(pz_allocshim_live(), 0);
     v = pz_wire_value_dup(&req.params);
     assert_non_null(v);
     assert_true(g_variant_is_of_type(v, G_VARIANT_TYPE("(sx)")));
@@ -209,6 +228,7 @@ static void test_value_dup_fails(void **state)
 int main(void)
 {
     /* Warm up GLib and libgcrypt before counting. */
+    pz_allocshim_init();
     pz_wire_decode((const uint8_t *)"", 0, &(int){0}, NULL, NULL, NULL);
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_every_allocation_fails),
