@@ -52,9 +52,11 @@ has "$TMP/out" "$R/bad-ctor-crash\\.so: crashed while loading \\(signal 11, Segm
     "bad-ctor-crash reported as a crash"
 has "$TMP/out" "$R/bad-undefined\\.so: cannot open: .*undefined symbol: pz_fixture_no_such_function" \
     "bad-undefined refused"
+has "$TMP/out" "$R/bad-init-hang\\.so: timed out while loading \\(killed after 5 s\\)\$" \
+    "bad-init-hang reported as timed out"
 # The crash did not stop the listing: every file after it was probed too.
 lines=$(wc -l <"$TMP/out")
-[ "$lines" -eq 15 ] || fail "expected 15 lines (header + 14 files), got $lines"
+[ "$lines" -eq 16 ] || fail "expected 16 lines (header + 15 files), got $lines"
 
 # --- only good plugins: exit 0; --verbose shows description and keys -------
 mkdir "$TMP/good"
