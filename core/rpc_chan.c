@@ -132,6 +132,12 @@ static void read_in(pz_rpc_chan *c)
                 c->read_events = PZ_IO_READ;
             break;
         }
+        if (rc == PZ_EOF && pz_frame_decoder_pending(&c->dec) > 0 && !pz_frame_decoder_ready(&c->dec)) {
+            /* An end (even an orderly one) that cuts a frame short is a
+             * framing violation, not a close between frames. */
+            chan_fail(c, PZ_EPROTO, "connection closed inside a frame");
+            break;
+        }
         if (rc) {
             chan_fail(c, rc, rc == PZ_EOF ? "peer closed the connection" : (err.msg ? err.msg : "read failed"));
             break;

@@ -28,8 +28,9 @@ typedef struct pz_rpc_chan_ops {
     /* One complete frame payload (borrowed: valid during the call). The
      * owner may close the channel or pause it from here. */
     void (*frame)(void *ud, pz_rpc_chan *chan, const uint8_t *frame, size_t len);
-    /* The channel failed or the peer closed: CODE is PZ_EOF, PZ_EPROTO (bad
-     * frame length), PZ_EIO or the transport's code; WHY a short text. The
+    /* The channel failed or the peer closed: CODE is PZ_EOF (closed between
+     * frames), PZ_EPROTO (bad frame length, or closed inside a frame: "connection
+     * closed inside a frame"), PZ_EIO or the transport's code; WHY a short text. The
      * transport is already closed; the owner drops its reference. Not called
      * after pz_rpc_chan_close. */
     void (*closed)(void *ud, pz_rpc_chan *chan, int code, const char *why);

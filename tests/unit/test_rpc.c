@@ -9,6 +9,7 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <string.h>
+#include <sys/socket.h>
 
 #include <cmocka.h>
 #include <glib.h>
@@ -586,6 +587,52 @@ static void test_malformed_frames_close(void **state)
     assert_int_equal(f->closed_conns, 3);
 }
 
+/* A close inside a frame is malformed; a close between frames is not. */
+static void test_truncated_frame_close(void **state)
+{
+    fx *f = *state;
+    size_t len;
+    /* A header announcing 100 bytes, 10 of them, then end of stream. */
+    raw_open(f);
+    uint8_t part[4 + 10] = {0};
+    pz_frame_put_header(part, 100);
+    tl_write_all(f->ctx, tl_conn_fd(f->raw), part, sizeof(part));
+    assert_int_equal(shutdown(tl_conn_fd(f->raw), SHUT_WR), 0);
+    assert_null(tl_read_frame(f->ctx, tl_conn_fd(f->raw), &len));
+    assert_true(has_behavior(f, PZ_BEHAVIOR_MALFORMED_FRAME));
+    pz_rpc_server_stats st;
+    pz_rpc_server_get_stats(f->server, &st);
+    assert_int_equal(st.malformed, 1);
+    tl_transport.close(f->raw);
+    f->raw = NULL;
+
+    /* Only part of a header counts too. */
+    g_array_set_size(f->behaviors, 0);
+    raw_open(f);
+    tl_write_all(f->ctx, tl_conn_fd(f->raw), part, 2);
+    assert_int_equal(shutdown(tl_conn_fd(f->raw), SHUT_WR), 0);
+    assert_null(tl_read_frame(f->ctx, tl_conn_fd(f->raw), &len));
+    assert_true(has_behavior(f, PZ_BEHAVIOR_MALFORMED_FRAME));
+    tl_transport.close(f->raw);
+    f->raw = NULL;
+
+    /* A whole call, then end of stream: answered, and an orderly close. */
+    g_array_set_size(f->behaviors, 0);
+    raw_open(f);
+    pz_wire_response resp;
+    raw_req r = {.method = "echo"};
+    assert_int_equal(raw_call(f, &r, &resp), 0);
+    assert_int_equal(resp.status, PZ_RPC_OK);
+    pz_wire_response_clear(&resp);
+    int closed0 = f->closed_conns;
+    assert_int_equal(shutdown(tl_conn_fd(f->raw), SHUT_WR), 0);
+    assert_null(tl_read_frame(f->ctx, tl_conn_fd(f->raw), &len));
+    assert_int_equal(f->closed_conns, closed0 + 1);
+    assert_false(has_behavior(f, PZ_BEHAVIOR_MALFORMED_FRAME));
+    pz_rpc_server_get_stats(f->server, &st);
+    assert_int_equal(st.malformed, 2);
+}
+
 /* --- client-side response checks against a fake server ------------------ */
 
 typedef struct done_box {
@@ -1028,6 +1075,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_rate_limited_and_no_method, setup, teardown),
         cmocka_unit_test_setup_teardown(test_draining, setup, teardown),
         cmocka_unit_test_setup_teardown(test_malformed_frames_close, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_truncated_frame_close, setup, teardown),
         cmocka_unit_test_setup_teardown(test_client_response_checks, setup, teardown),
         cmocka_unit_test_setup_teardown(test_pipelined_1000, setup, teardown),
         cmocka_unit_test_setup_teardown(test_deadline, setup, teardown),
