@@ -31,6 +31,8 @@
 #include "node.h"
 #include "node_priv.h"
 #include "nodekeys.h"
+#include "rpc_client.h"
+#include "rpc_server.h"
 #include "settings.h"
 
 #define LOG_SRC "node"
@@ -741,8 +743,11 @@ static void listener_free(node_listener *l)
 /* ------------------------------------------------------------------------ */
 /* RPC hooks                                                                 */
 
+/* The server's rate-limit hook (pz__rpc_rate_limit_fn): the DoS chain's
+ * verdict, with the refusing limiter's retry-after (rounded up to whole
+ * milliseconds) for the response. */
 static int hook_rate_limit(void *ud, const pz_identity *peer, const pz_addr *addr, const char *method,
-                           uint32_t cost, uint64_t now, int *allowed)
+                           uint32_t cost, uint64_t now, int *allowed, uint32_t *retry_after_ms)
 {
     pz_node *node = ud;
     (void)cost; /* the DoS service applies method_costs itself */
@@ -752,6 +757,10 @@ static int hook_rate_limit(void *ud, const pz_identity *peer, const pz_addr *add
     pz_dos_verdict v;
     int rc = pz_dos_check_request(node->gen->dos, peer ? peer->node_id : NULL, addr, method, now, &v);
     *allowed = rc == 0 && v.allowed;
+    if (!*allowed && rc == 0 && v.retry_after_ns) {
+        uint64_t ms = v.retry_after_ns / 1000000u + (v.retry_after_ns % 1000000u != 0);
+        *retry_after_ms = ms > UINT32_MAX ? UINT32_MAX : (uint32_t)ms;
+    }
     return 0;
 }
 
@@ -973,7 +982,6 @@ int pz_node_new(const char *config_path, pz_node_mode mode, pz_node **out, pz_er
         }
         pz_rpc_server_hooks sh = {
             .struct_size = sizeof(sh),
-            .rate_limit = hook_rate_limit,
             .authorize = hook_authorize,
             .behavior = hook_behavior,
             .call_done = hook_call_done,
@@ -997,6 +1005,7 @@ int pz_node_new(const char *config_path, pz_node_mode mode, pz_node **out, pz_er
             g_clear_error(&ge);
             goto fail;
         }
+        pz__rpc_server_set_rate_limit(node->server, hook_rate_limit);
         if ((rc = node_methods_register(node, err)) < 0)
             goto fail;
         pz_dos_install(node->gen->dos);
@@ -1282,7 +1291,11 @@ static void sync_done(const pz_rpc_result *r, void *ud)
     s->rc = r->rc;
     s->status = r->status;
     s->data = r->data ? g_variant_ref(r->data) : NULL;
-    s->message = g_strdup(r->message);
+    uint32_t retry = pz_rpc_result_retry_after_ms(r);
+    if (retry)
+        s->message = g_strdup_printf("%s; retry after %" G_GUINT32_FORMAT " ms", r->message, retry);
+    else
+        s->message = g_strdup(r->message);
 }
 
 int pz_node_call_sync(pz_node *node, const char *node_id, const char *method, GVariant *params,

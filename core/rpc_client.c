@@ -119,10 +119,40 @@ static void call_free(ccall *c)
     g_free(c);
 }
 
-/* Deliver RES to the caller and free CALL (already unlinked from any
- * connection or queue). */
-static void deliver(ccall *c, pz_rpc_result *res)
+/* A result as delivered to a pz_rpc_done_fn: the public part first, so
+ * pz_rpc_result_retry_after_ms can reach the rest from it. */
+typedef struct client_result {
+    pz_rpc_result pub;
+    uint32_t retry_after_ms; /* rate_limited: the server's hint, else 0 */
+} client_result;
+
+PZ_API uint32_t pz_rpc_result_retry_after_ms(const pz_rpc_result *result)
 {
+    const client_result *r = (const client_result *)result;
+    return result && result->rc == 0 && result->status == PZ_RPC_RATE_LIMITED ? r->retry_after_ms : 0;
+}
+
+/* The retry hint of a rate_limited response: DATA {"retry_after_ms": <u>},
+ * else 0 (no data, another type, or no memory to look). */
+static uint32_t retry_hint(const pz_wire_value *data)
+{
+    uint32_t ms = 0;
+    if (data->type_len != 5 || memcmp(data->type, "a{sv}", 5) != 0)
+        return 0;
+    GVariant *v = pz_wire_value_dup(data);
+    if (!v)
+        return 0;
+    if (!g_variant_lookup(v, PZ_WIRE_RETRY_AFTER_KEY, "u", &ms))
+        ms = 0;
+    g_variant_unref(v);
+    return ms;
+}
+
+/* Deliver CR to the caller and free CALL (already unlinked from any
+ * connection or queue). */
+static void deliver(ccall *c, client_result *cr)
+{
+    pz_rpc_result *res = &cr->pub;
     pz_rpc_client *cl = c->client;
     res->call_id = c->call_id;
     res->attempts = c->attempts ? c->attempts : 1;
@@ -149,7 +179,7 @@ static void deliver(ccall *c, pz_rpc_result *res)
 
 static void fail_now(ccall *c, int rc, const char *msg)
 {
-    pz_rpc_result res = {.rc = rc, .message = msg};
+    client_result res = {.pub = {.rc = rc, .message = msg}};
     deliver(c, &res);
 }
 
@@ -408,6 +438,7 @@ static void cconn_frame(void *ud, pz_rpc_chan *chan, const uint8_t *frame, size_
     g_hash_table_remove(k->calls, c->call_id);
     c->conn = NULL;
     c->state = CALL_NEW;
+    client_result cr = {{0}};
     pz_rpc_result res = {0};
     int close_conn = 0;
     const char *bad = NULL;
@@ -457,13 +488,16 @@ static void cconn_frame(void *ud, pz_rpc_chan *chan, const uint8_t *frame, size_
         res.message = resp.message[0] ? resp.message : NULL;
         res.timestamp_ns = resp.timestamp_ns;
         res.data = data;
+        if (resp.status == PZ_RPC_RATE_LIMITED)
+            cr.retry_after_ms = retry_hint(&resp.data);
     }
     /* K is not touched after the callback, which may close it. Peers live
      * as long as the client. */
     peer *p = k->peer;
     if (close_conn)
         cconn_end(k, "connection closed after a bad response");
-    deliver(c, &res);
+    cr.pub = res;
+    deliver(c, &cr);
     if (data)
         g_variant_unref(data);
     if (!close_conn)
@@ -690,6 +724,7 @@ typedef struct sync_wait {
     int done;
     int rc;
     int32_t status;
+    uint32_t retry_after_ms;
     char *message;
     GVariant *data;
 } sync_wait;
@@ -700,6 +735,7 @@ static void sync_done(const pz_rpc_result *res, void *ud)
     w->done = 1;
     w->rc = res->rc;
     w->status = res->status;
+    w->retry_after_ms = pz_rpc_result_retry_after_ms(res);
     w->message = g_strdup(res->message);
     if (res->data)
         w->data = g_variant_ref(res->data);
@@ -724,8 +760,12 @@ PZ_API int pz_rpc_client_call_sync(pz_rpc_client *cl, const char *peer_id, const
     if (w.rc) {
         rc = pz_rpc_set_error(error, w.rc, "rpc call %s to %s: %s", method, peer_id, w.message);
     } else if (w.status != PZ_RPC_OK) {
-        rc = pz_rpc_set_error(error, PZ_EREFUSED, "rpc call %s to %s refused: %s (%s)", method, peer_id,
-                              pz_rpc_status_name(w.status), w.message);
+        if (w.retry_after_ms)
+            rc = pz_rpc_set_error(error, PZ_EREFUSED, "rpc call %s to %s refused: %s (%s; retry after %" G_GUINT32_FORMAT " ms)",
+                                  method, peer_id, pz_rpc_status_name(w.status), w.message, w.retry_after_ms);
+        else
+            rc = pz_rpc_set_error(error, PZ_EREFUSED, "rpc call %s to %s refused: %s (%s)", method, peer_id,
+                                  pz_rpc_status_name(w.status), w.message);
     } else if (data) {
         *data = w.data;
         w.data = NULL;

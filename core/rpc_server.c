@@ -192,6 +192,7 @@ struct pz_rpc_server {
     const pz_rpc_key *key;
     GMainContext *ctx;
     pz_rpc_server_hooks hooks;
+    pz__rpc_rate_limit_fn rate_limit_retry; /* replaces hooks.rate_limit when set */
     pz_audit_log *audit;
     uint64_t skew_ns;
     size_t max_frame;
@@ -284,6 +285,26 @@ static void refuse(pz_rpc_conn *c, const pz_wire_request *req, int authenticated
     emit(s, c, behavior, reason);
     respond(c, req->call_id, req->mode, authenticated, status, reason, NULL);
     finish(s, c, req->method, status, arrival_us, reason);
+}
+
+/* Refuse a rate-limited request, with the retry hint RETRY_MS (0: none) in
+ * the response data. */
+static void refuse_rate_limited(pz_rpc_conn *c, const pz_wire_request *req, uint32_t retry_ms, int64_t arrival_us)
+{
+    pz_rpc_server *s = c->server;
+    const char *reason = "rate limited";
+    GVariant *data = NULL;
+    if (retry_ms) {
+        GVariantBuilder b;
+        g_variant_builder_init(&b, G_VARIANT_TYPE_VARDICT);
+        g_variant_builder_add(&b, "{sv}", PZ_WIRE_RETRY_AFTER_KEY, g_variant_new_uint32(retry_ms));
+        data = g_variant_ref_sink(g_variant_builder_end(&b));
+    }
+    emit(s, c, PZ_BEHAVIOR_RATE_LIMITED, reason);
+    respond(c, req->call_id, req->mode, 0, PZ_RPC_RATE_LIMITED, reason, data);
+    finish(s, c, req->method, PZ_RPC_RATE_LIMITED, arrival_us, reason);
+    if (data)
+        g_variant_unref(data);
 }
 
 /* ------------------------------------------------------------------------ */
@@ -450,13 +471,18 @@ static void handle_request(pz_rpc_conn *c, pz_wire_request *req)
     uint32_t cost = m ? m->cost : 1;
 
     /* 1. Rate limiters, before any crypto. */
-    if (s->hooks.rate_limit) {
+    if (s->rate_limit_retry || s->hooks.rate_limit) {
         int allowed = 1;
-        if (s->hooks.rate_limit(s->hooks.ud, &c->id, &c->addr, req->method, cost, (uint64_t)arrival * 1000u,
-                                &allowed) != 0)
+        uint32_t retry_ms = 0;
+        uint64_t now_mono = (uint64_t)arrival * 1000u;
+        int hrc = s->rate_limit_retry
+                      ? s->rate_limit_retry(s->hooks.ud, &c->id, &c->addr, req->method, cost, now_mono, &allowed,
+                                            &retry_ms)
+                      : s->hooks.rate_limit(s->hooks.ud, &c->id, &c->addr, req->method, cost, now_mono, &allowed);
+        if (hrc != 0)
             allowed = 0;
         if (!allowed) {
-            refuse(c, req, 0, PZ_RPC_RATE_LIMITED, PZ_BEHAVIOR_RATE_LIMITED, "rate limited", arrival);
+            refuse_rate_limited(c, req, retry_ms, arrival);
             return;
         }
     }
@@ -657,6 +683,11 @@ PZ_API int pz_rpc_server_new(const pz_rpc_server_config *cfg, pz_rpc_server **ou
     g_source_attach(&s->timer->source, s->ctx);
     *out = s;
     return 0;
+}
+
+void pz__rpc_server_set_rate_limit(pz_rpc_server *s, pz__rpc_rate_limit_fn fn)
+{
+    s->rate_limit_retry = fn;
 }
 
 PZ_API void pz_rpc_server_free(pz_rpc_server *s)

@@ -61,6 +61,10 @@
 
 #define PZ_WIRE_DOMAIN_CALL "prozsec-rpc-call-v1"
 #define PZ_WIRE_DOMAIN_RESP "prozsec-rpc-resp-v1"
+
+/* Key of the retry hint in a rate_limited response's data (a{sv}; value
+ * type u, milliseconds until the refused request would pass). */
+#define PZ_WIRE_RETRY_AFTER_KEY "retry_after_ms"
 /* Channel-binding (TLS exporter) label the MAC key is exported under. */
 #define PZ_WIRE_MAC_LABEL "EXPORTER-prozsec-rpc-mac-v1"
 

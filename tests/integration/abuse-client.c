@@ -1407,6 +1407,7 @@ static int scenario_call_flood(void)
         return 1;
     unsigned sent = 0, ok = 0, limited = 0, other = 0, rounds = 0;
     char limited_msg[PZ_WIRE_MESSAGE_MAX + 1] = "", status[32] = "?", other_msg[PZ_WIRE_MESSAGE_MAX + 1] = "";
+    int64_t retry_ms = -1; /* the first refusal's retry hint, -1 when it had none */
     double score = -1;
     int64_t end = now_ms() + (int64_t)o_time_limit * 1000;
     GByteArray *f = g_byte_array_new();
@@ -1432,8 +1433,17 @@ static int scenario_call_flood(void)
             if (resp.status == PZ_RPC_OK) {
                 ok++;
             } else if (resp.status == PZ_RPC_RATE_LIMITED) {
-                if (!limited++)
+                if (!limited++) {
                     g_strlcpy(limited_msg, resp.message, sizeof(limited_msg));
+                    /* The retry hint: {"retry_after_ms": <u>} in the data. */
+                    GVariant *d = pz_wire_value_dup(&resp.data);
+                    uint32_t ms;
+                    if (d && g_variant_is_of_type(d, G_VARIANT_TYPE_VARDICT) &&
+                        g_variant_lookup(d, PZ_WIRE_RETRY_AFTER_KEY, "u", &ms))
+                        retry_ms = (int64_t)ms;
+                    if (d)
+                        g_variant_unref(d);
+                }
             } else {
                 if (!other++)
                     g_snprintf(other_msg, sizeof(other_msg), "%s: %s", pz_rpc_status_name(resp.status), resp.message);
@@ -1455,15 +1465,10 @@ static int scenario_call_flood(void)
         legit_call(&lg, 0);
     tls_close(&c);
 
-    /* Retry information: a number of milliseconds or seconds after
-     * "retry" in the refusal's message. */
-    const char *r = strstr(limited_msg, "retry");
+    /* Retry information: the refusal's data (docs/rpc-wire.md). */
     char retry[64] = "absent";
-    if (r) {
-        const char *d = r + strcspn(r, "0123456789");
-        if (*d)
-            g_strlcpy(retry, d, sizeof(retry));
-    }
+    if (retry_ms >= 0)
+        g_snprintf(retry, sizeof(retry), "%" G_GINT64_FORMAT, retry_ms);
     kv("peer", "%s", me.id);
     kv("calls", "%u", sent);
     kv("rounds", "%u", rounds);

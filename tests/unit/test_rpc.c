@@ -14,6 +14,7 @@
 #include <cmocka.h>
 #include <glib.h>
 
+#include "rpc_client.h"
 #include "rpc_frame.h"
 #include "rpc_server.h"
 #include "rpc_testlib.h"
@@ -35,6 +36,7 @@ typedef struct fx {
     GArray *behaviors; /* pz_behavior */
     const char *deny;  /* method the authorization hook refuses */
     int rate_deny;
+    uint32_t rate_retry_ms; /* what on_rate_retry gives a refusal */
     uint32_t last_cost;
     GPtrArray *held; /* pz_rpc_call* held by the "hold" handler */
     GPtrArray *later; /* "num" calls answered later */
@@ -62,6 +64,17 @@ static int on_rate(void *ud, const pz_identity *peer, const pz_addr *addr, const
     (void)peer, (void)addr, (void)method, (void)now;
     f->last_cost = cost;
     *allowed = !f->rate_deny;
+    return 0;
+}
+
+static int on_rate_retry(void *ud, const pz_identity *peer, const pz_addr *addr, const char *method,
+                         uint32_t cost, uint64_t now, int *allowed, uint32_t *retry_after_ms)
+{
+    fx *f = ud;
+    assert_int_equal(*retry_after_ms, 0);
+    on_rate(ud, peer, addr, method, cost, now, allowed);
+    if (!*allowed)
+        *retry_after_ms = f->rate_retry_ms;
     return 0;
 }
 
@@ -640,6 +653,7 @@ typedef struct done_box {
     int rc;
     int32_t status;
     int authenticated;
+    uint32_t retry_ms;
     char *msg;
 } done_box;
 
@@ -650,6 +664,7 @@ static void box_done(const pz_rpc_result *res, void *ud)
     b->rc = res->rc;
     b->status = res->status;
     b->authenticated = res->authenticated;
+    b->retry_ms = pz_rpc_result_retry_after_ms(res);
     g_free(b->msg);
     b->msg = g_strdup(res->message);
 }
@@ -1034,6 +1049,122 @@ static void test_oversized_request(void **state)
 
 /* --- replay cache ---------------------------------------------------------- */
 
+/* A rate-limited refusal carries the hook's retry hint in its data, and
+ * the client hands it on; without a hint the data stay "()". */
+static void test_rate_limited_retry_hint(void **state)
+{
+    fx *f = *state;
+    pz__rpc_server_set_rate_limit(f->server, on_rate_retry);
+    f->rate_deny = 1;
+    f->rate_retry_ms = 1234;
+    raw_open(f);
+    raw_req r = {.method = "echo"};
+    pz_wire_response resp;
+    assert_int_equal(raw_call(f, &r, &resp), 0);
+    assert_int_equal(resp.status, PZ_RPC_RATE_LIMITED);
+    assert_int_equal(resp.auth_len, 0);
+    assert_string_equal(resp.message, "rate limited");
+    GVariant *d = pz_wire_value_dup(&resp.data);
+    assert_non_null(d);
+    assert_string_equal(g_variant_get_type_string(d), "a{sv}");
+    uint32_t ms = 0;
+    assert_true(g_variant_lookup(d, PZ_WIRE_RETRY_AFTER_KEY, "u", &ms));
+    assert_int_equal(ms, 1234);
+    g_variant_unref(d);
+    pz_wire_response_clear(&resp);
+    assert_true(has_behavior(f, PZ_BEHAVIOR_RATE_LIMITED));
+
+    /* The client: the result and the sync call's error. */
+    done_box box = {0};
+    assert_int_equal(pz_rpc_client_call(f->client, "node-b", "echo", NULL, NULL, box_done, &box), 0);
+    tl_run_until(f->ctx, &box.done);
+    assert_int_equal(box.rc, 0);
+    assert_int_equal(box.status, PZ_RPC_RATE_LIMITED);
+    assert_int_equal(box.retry_ms, 1234);
+    g_free(box.msg);
+    GError *ge = NULL;
+    int32_t status;
+    assert_int_equal(pz_rpc_client_call_sync(f->client, "node-b", "echo", NULL, NULL, NULL, &status, &ge),
+                     PZ_EREFUSED);
+    assert_non_null(ge);
+    assert_non_null(strstr(ge->message, "retry after 1234 ms"));
+    g_clear_error(&ge);
+
+    /* No hint: no data, nothing for the client. */
+    f->rate_retry_ms = 0;
+    assert_int_equal(raw_call(f, &r, &resp), 0);
+    assert_int_equal(resp.status, PZ_RPC_RATE_LIMITED);
+    assert_true(resp.data.type_len == 2 && memcmp(resp.data.type, "()", 2) == 0);
+    pz_wire_response_clear(&resp);
+    done_box box2 = {0};
+    assert_int_equal(pz_rpc_client_call(f->client, "node-b", "echo", NULL, NULL, box_done, &box2), 0);
+    tl_run_until(f->ctx, &box2.done);
+    assert_int_equal(box2.status, PZ_RPC_RATE_LIMITED);
+    assert_int_equal(box2.retry_ms, 0);
+    g_free(box2.msg);
+
+    /* Allowed again: the hint is only for refusals. */
+    f->rate_deny = 0;
+    done_box box3 = {0};
+    assert_int_equal(pz_rpc_client_call(f->client, "node-b", "echo", NULL, NULL, box_done, &box3), 0);
+    tl_run_until(f->ctx, &box3.done);
+    assert_int_equal(box3.status, PZ_RPC_OK);
+    assert_int_equal(box3.retry_ms, 0);
+    g_free(box3.msg);
+    assert_int_equal(pz_rpc_result_retry_after_ms(NULL), 0);
+}
+
+/* Hints the client ignores: data of another type, or the key with another
+ * value type, or on another status. */
+static void test_retry_hint_bad_data(void **state)
+{
+    fx *f = *state;
+    static const struct {
+        const char *data; /* GVariant text */
+        int32_t status;
+    } cases[] = {
+        {"(uint32 5,)", PZ_RPC_RATE_LIMITED},
+        {"{'retry_after_ms': <'5'>}", PZ_RPC_RATE_LIMITED},
+        {"{'retry_after_ms': <uint64 5>}", PZ_RPC_RATE_LIMITED},
+        {"@a{sv} {}", PZ_RPC_RATE_LIMITED},
+        {"{'retry_after_ms': <uint32 5>}", PZ_RPC_UNAVAILABLE},
+        {"{'retry_after_ms': <uint32 5>}", PZ_RPC_RATE_LIMITED}, /* the one good case */
+    };
+    for (size_t i = 0; i < G_N_ELEMENTS(cases); i++) {
+        void *a, *b;
+        tl_pair(1, &a, &b);
+        assert_int_equal(pz_rpc_client_add_connection(f->client, "node-b", &tl_transport, a, &f->srv.ident, NULL),
+                         0);
+        done_box box = {0};
+        assert_int_equal(pz_rpc_client_call(f->client, "node-b", "echo", NULL, NULL, box_done, &box), 0);
+        size_t len;
+        uint8_t *frame = tl_read_frame(f->ctx, tl_conn_fd(b), &len);
+        assert_non_null(frame);
+        pz_wire_request req;
+        int kind;
+        assert_int_equal(pz_wire_decode(frame, len, &kind, &req, NULL, NULL), 0);
+        GVariant *data = g_variant_parse(NULL, cases[i].data, NULL, NULL, NULL);
+        assert_non_null(data);
+        pz_wire_auth none = {0};
+        GByteArray *out = g_byte_array_new();
+        assert_int_equal(pz_wire_response_encode(out, MAX_FRAME, data, req.call_id,
+                                                 (uint64_t)g_get_real_time() * 1000u, "node-b", cases[i].status,
+                                                 "refused", &none),
+                         0);
+        g_variant_unref(data);
+        g_free(frame);
+        tl_write_all(f->ctx, tl_conn_fd(b), out->data, out->len);
+        g_byte_array_unref(out);
+        tl_run_until(f->ctx, &box.done);
+        assert_int_equal(box.rc, 0);
+        assert_int_equal(box.status, cases[i].status);
+        assert_int_equal(box.retry_ms, i + 1 == G_N_ELEMENTS(cases) ? 5 : 0);
+        g_free(box.msg);
+        pz_rpc_client_close_peer(f->client, "node-b");
+        tl_transport.close(b);
+    }
+}
+
 static void test_replay_cache(void **state)
 {
     (void)state;
@@ -1086,6 +1217,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_connect_failure, setup, teardown),
         cmocka_unit_test_setup_teardown(test_bad_inputs, setup, teardown),
         cmocka_unit_test_setup_teardown(test_oversized_request, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_rate_limited_retry_hint, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_retry_hint_bad_data, setup, teardown),
         cmocka_unit_test(test_replay_cache),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
