@@ -1033,8 +1033,48 @@ static gboolean rotate_tick(gpointer ud)
     return G_SOURCE_CONTINUE;
 }
 
+/* Save the DoS providers' persistent state (dos.save_interval). A provider
+ * writes only when its state changed since its last save (the reputation
+ * plugin keeps a dirty flag), so an idle node does not touch the disk. */
+static gboolean save_tick(gpointer ud)
+{
+    pz_node *node = ud;
+    if (node->gen && node->gen->dos) {
+        pz_err err;
+        pz_err_init(&err);
+        if (pz_dos_flush(node->gen->dos, &err) < 0)
+            pz_log(LOG_SRC, PZ_LOG_WARNING, "saving DoS state: %s", pz_err_msg(&err));
+        pz_err_clear(&err);
+    }
+    return G_SOURCE_CONTINUE;
+}
+
+/* (Re)arm the save timer for the running generation's interval. */
+static void arm_save_timer(pz_node *node)
+{
+    uint64_t ns = node->gen && node->gen->dos ? node->gen->nc.dos_save_ns : 0;
+    if (node->save_timer && node->save_timer_ns == ns)
+        return;
+    if (node->save_timer) {
+        GSource *t = g_main_context_find_source_by_id(node->ctx, node->save_timer);
+        if (t)
+            g_source_destroy(t);
+        node->save_timer = 0;
+    }
+    node->save_timer_ns = ns;
+    if (!ns)
+        return;
+    uint64_t ms = ns / 1000000u;
+    GSource *t = g_timeout_source_new(ms > G_MAXUINT ? G_MAXUINT : (guint)ms);
+    g_source_set_name(t, "prozsec dos save");
+    g_source_set_callback(t, save_tick, node, NULL);
+    node->save_timer = g_source_attach(t, node->ctx);
+    g_source_unref(t);
+}
+
 int pz_node_start(pz_node *node, pz_err *err)
 {
+    arm_save_timer(node);
     if (node->e2e && !node->rotate_timer) {
         rotate_tick(node);
         GSource *t = g_timeout_source_new_seconds(60);
@@ -1174,6 +1214,8 @@ int pz_node_reload(pz_node *node, pz_err *err)
     g_hash_table_remove_all(node->peers);
     apply_peers(node, &g->nc);
     gen_unref(old);
+    if (node->save_timer || node->listeners->len)
+        arm_save_timer(node);
     pz_log(LOG_SRC, PZ_LOG_NOTICE, "configuration reloaded from %s", node->config_path);
     recheck_sessions(node);
     return 0;
@@ -1221,6 +1263,11 @@ void pz_node_free(pz_node *node)
     pz_metrics_http_stop(node->metrics);
     if (node->rotate_timer) {
         GSource *t = g_main_context_find_source_by_id(node->ctx, node->rotate_timer);
+        if (t)
+            g_source_destroy(t);
+    }
+    if (node->save_timer) {
+        GSource *t = g_main_context_find_source_by_id(node->ctx, node->save_timer);
         if (t)
             g_source_destroy(t);
     }

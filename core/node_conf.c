@@ -2,7 +2,8 @@
  * address book for outbound calls), `rpc`, `e2e` and `metrics`, and the
  * checks across sections the node relies on (a tls transport with `verify:
  * auth-chain` needs an auth provider that vouches for keys). Every key is
- * documented in docs/configuration.md. */
+ * documented in docs/configuration.md. Also `dos.save_interval` (the rest
+ * of `dos` is read by core/settings.c). */
 #include "config.h"
 
 #include <string.h>
@@ -190,6 +191,31 @@ static int read_metrics(const pz_conf *root, node_conf *nc, pz_err *err)
     return fail ? PZ_ECONFIG : 0;
 }
 
+/* dos.save_interval (the rest of `dos` is core/settings.c's): how often the
+ * DoS providers' persistent state (reputation scores, automatic bans) is
+ * saved, so a crash loses at most that much. 0 turns it off. */
+#define SAVE_INTERVAL_DEFAULT_NS (30ull * 1000000000ull)
+#define SAVE_INTERVAL_MIN_NS (1000000000ull)
+#define SAVE_INTERVAL_MAX_NS (86400ull * 1000000000ull)
+
+static int read_dos(const pz_conf *root, node_conf *nc, pz_err *err)
+{
+    const pz_conf *d = NULL;
+    uint64_t v = 0;
+    nc->dos_save_ns = SAVE_INTERVAL_DEFAULT_NS;
+    if (pz_conf_map(root, "dos", &d, err) < 0)
+        return PZ_ECONFIG;
+    if (!d)
+        return 0;
+    if (pz_conf_duration(d, "save_interval", SAVE_INTERVAL_DEFAULT_NS, &v, err) < 0)
+        return PZ_ECONFIG;
+    if (v != 0 && (v < SAVE_INTERVAL_MIN_NS || v > SAVE_INTERVAL_MAX_NS))
+        return pz_conf_error(pz_conf_child(d, "save_interval"), err,
+                             "expected 0 (off) or a duration between 1s and 1d");
+    nc->dos_save_ns = v;
+    return 0;
+}
+
 /* Auth providers that can vouch for a peer by a key they know, with no
  * CA: what `verify: auth-chain` of the tls transport relies on. */
 static const char *const key_vouchers[] = {"key-pin", NULL};
@@ -265,6 +291,8 @@ int node_conf_load(pz_node *node, const pz_conf *root, node_conf *out, pz_err *e
     if (read_e2e(root, out, err) < 0)
         fail = 1;
     if (read_metrics(root, out, err) < 0)
+        fail = 1;
+    if (read_dos(root, out, err) < 0)
         fail = 1;
     if (fail) {
         node_conf_clear(out);

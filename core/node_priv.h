@@ -55,6 +55,7 @@ typedef struct node_conf {
     size_t inbox_max;       /* envelopes per recipient */
     size_t inbox_max_bytes; /* per envelope */
     const char *metrics_listen;
+    uint64_t dos_save_ns;   /* dos.save_interval: periodic pz_dos_flush; 0 = off */
 } node_conf;
 
 /* Everything a reload rebuilds, reference-counted: connections admitted by
@@ -174,6 +175,8 @@ struct pz_node {
     pz_core *core;
     struct pz_metrics_http *metrics;
     guint rotate_timer; /* E2E receiving-key rotation (server mode) */
+    guint save_timer;   /* periodic save of DoS state (dos.save_interval) */
+    uint64_t save_timer_ns; /* its period */
     uint64_t refused_pre;
     uint64_t relayed;
     void (*quit_cb)(void *ud);

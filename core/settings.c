@@ -375,6 +375,9 @@ static void read_dos(reader *r)
     const pz_conf *sec = section(r, "dos", 0, NULL);
     read_list(r, sec, "connection_limiters", &conn, &r->s->conn_limiters, &r->s->n_conn_limiters);
     read_list(r, sec, "rate_limiters", &rate, &r->s->rate_limiters, &r->s->n_rate_limiters);
+    /* dos.save_interval is read and checked by core/node_conf.c. */
+    if (sec && pz_conf_child(sec, "save_interval"))
+        pz_conf_delegate(pz_conf_child(sec, "save_interval"));
 }
 
 /* A section another module reads and checks (its keys are its business):
