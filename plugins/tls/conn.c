@@ -707,9 +707,18 @@ int pz_tls_read(void *conn, void *buf, size_t len, size_t *nread, pz_err *err)
             gnutls_alert_send(c->sess, GNUTLS_AL_WARNING, GNUTLS_A_NO_RENEGOTIATION);
             continue;
         case GNUTLS_E_PREMATURE_TERMINATION:
+            /* GnuTLS says this for an end of stream with no byte of a
+             * further record read: the peer dropped the connection between
+             * records without close_notify (a killed process, a reset, a
+             * NAT timeout). Nothing it sent is lost or altered, so it is a
+             * plain end of stream; whether it cut an application frame short
+             * is the framing layer's call (core/rpc_chan.c). */
             c->phase = PHASE_FAILED;
-            return c->core->error(c->core, err, PZ_EPROTO,
-                                  "tls: %s closed the connection without close_notify (possible truncation)",
+            return PZ_EOF;
+        case GNUTLS_E_UNEXPECTED_PACKET_LENGTH:
+            /* The stream ended (or lied) inside a record: truncation. */
+            c->phase = PHASE_FAILED;
+            return c->core->error(c->core, err, PZ_EPROTO, "tls: %s closed the connection inside a TLS record",
                                   peer(c));
         case GNUTLS_E_PULL_ERROR:
             c->phase = PHASE_FAILED;

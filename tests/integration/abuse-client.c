@@ -16,6 +16,8 @@
  *                   then close; reputation before/after; the legit peer
  *   replay          a signed call sent twice (same and new connection), one
  *                   re-targeted at --other-id, one stale
+ *   tls-close       a TCP close without close_notify between records, then
+ *                   a TLS record cut short: malformed counted for each
  *   call-flood      signed calls in rounds until the peer is on probation
  *                   (or --max-calls), `prozsec peer list` while connected,
  *                   the legit peer's calls
@@ -1355,6 +1357,78 @@ static int scenario_replay(void)
 }
 
 /* ------------------------------------------------------------------------ */
+/* tls-close                                                                 */
+
+/* One sys.ping on C: 1 when answered ok, so the connection is past its
+ * admission and served by the RPC server. */
+static int ping_ok(tconn *c, const ident *me)
+{
+    uint8_t id[PZ_RPC_CALL_ID_LEN];
+    GByteArray *f = g_byte_array_new();
+    int ok = 0;
+    if (build_call(me, o_server_id, "sys.ping", NULL, 0, id, f) == 0 && tls_send(c, f->data, f->len) == 0) {
+        pz_wire_response resp;
+        if (tls_recv_response(c, &resp) == 0) {
+            ok = resp.status == PZ_RPC_OK;
+            pz_wire_response_clear(&resp);
+        }
+    }
+    g_byte_array_free(f, TRUE);
+    return ok;
+}
+
+/* How the end of a TLS connection is judged: a TCP close without
+ * close_notify between records is a plain end (a killed peer), a record cut
+ * short is truncation (malformed). Its own identity, so the malformed one
+ * costs no other scenario's peer reputation. */
+static int scenario_tls_close(void)
+{
+    ident me;
+    if (ident_load(&me) < 0 || admin_open() < 0)
+        return 1;
+    tconn c;
+    /* 1. The TCP connection dropped without close_notify, between TLS
+     * records (a killed peer): a plain end, not malformed. */
+    g_autofree char *st_abrupt0 = admin_stats();
+    int abrupt_sent = 0;
+    if (tls_open(&c, &me) == 0 && ping_ok(&c, &me)) {
+        abrupt_sent = 1;
+        c.closed = 1; /* no close_notify */
+    }
+    tls_close(&c);
+    g_usleep(300 * 1000);
+    g_autofree char *st_abrupt1 = admin_stats();
+    double abrupt_counted = stat_value(st_abrupt1, "prozsec_rpc_malformed_total") -
+                            stat_value(st_abrupt0, "prozsec_rpc_malformed_total");
+
+    /* 2. A TLS record cut short (its header announces 100 bytes, 10 come),
+     * then the connection closed: truncation, malformed. */
+    int trec_sent = 0;
+    if (tls_open(&c, &me) == 0 && ping_ok(&c, &me)) {
+        uint8_t rec[5 + 10] = {0x17, 0x03, 0x03, 0x00, 100};
+        trec_sent = write(c.fd, rec, sizeof(rec)) == (ssize_t)sizeof(rec);
+        c.closed = 1;
+    }
+    tls_close(&c);
+    g_usleep(300 * 1000);
+    g_autofree char *st_trec1 = admin_stats();
+    double trec_counted = stat_value(st_trec1, "prozsec_rpc_malformed_total") -
+                          stat_value(st_abrupt1, "prozsec_rpc_malformed_total");
+
+    char status[32];
+    double score = -1;
+    admin_peer(me.id, status, sizeof(status), &score);
+    kv("peer", "%s", me.id);
+    kv("abrupt_close_sent", "%d", abrupt_sent);
+    kv("abrupt_close_counted", "%.0f", abrupt_counted);
+    kv("truncated_record_sent", "%d", trec_sent);
+    kv("truncated_record_counted", "%.0f", trec_counted);
+    kv("score", "%.1f", score);
+    kv("status", "%s", status);
+    return 0;
+}
+
+/* ------------------------------------------------------------------------ */
 /* call-flood                                                                */
 
 /* `prozsec peer list`: the status and score it shows for NODE_ID (must be
@@ -1669,6 +1743,7 @@ int main(int argc, char **argv)
         {"bad-frames", scenario_bad_frames},
         {"replay", scenario_replay},
         {"call-flood", scenario_call_flood},
+        {"tls-close", scenario_tls_close},
         {"ban-storm", scenario_ban_storm},
         {"ban-check", scenario_ban_check},
         {"bind-check", scenario_bind_check},

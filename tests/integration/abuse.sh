@@ -1,8 +1,8 @@
 #!/bin/sh
 # tests/integration/abuse.sh — abuse tests against a real prozsecd on
 # loopback (issue 9). One daemon (node-1) with tight limits, a legitimate
-# peer (node-3, the library client) and three abusive identities (eve, rex,
-# flood); tests/abuse-client drives each scenario and prints one
+# peer (node-3, the library client) and four abusive identities (eve,
+# mallory, rex, flood); tests/abuse-client drives each scenario and prints one
 # "ABUSE <scenario> key=value ..." line, which this script checks:
 #
 #   conn-flood      10000 connections from 127.0.1.2 (+2000 over its /24):
@@ -13,6 +13,8 @@
 #                   deadline; the pending-handshake cap holds
 #   bad-frames      oversized, zero, garbage and non-normal-form frames close
 #                   the connection; the peer's reputation drops; others served
+#   tls-close       a TCP close without close_notify between TLS records is
+#                   a plain end; a TLS record cut short is malformed
 #   replay          replayed and re-targeted signed calls refused, with reasons
 #   call-flood      rate-limited, the peer on probation in `prozsec peer list`,
 #                   another peer unaffected
@@ -72,7 +74,7 @@ fi
 # --- PKI and configuration ---------------------------------------------------
 W="$work"
 "$PZ" ca init --dir "$W/ca" >/dev/null || { echo "ERROR: ca init"; exit 99; }
-for n in node-1:validator node-3:validator eve:client rex:client flood:client; do
+for n in node-1:validator node-3:validator eve:client rex:client flood:client mallory:client; do
     "$PZ" cert issue --ca "$W/ca" --node-id "${n%%:*}" --node-type "${n##*:}" --out "$W/${n%%:*}" >/dev/null ||
         { echo "ERROR: cert issue ${n%%:*}"; exit 99; }
 done
@@ -240,6 +242,15 @@ if run bad-frames --as eve --as-dir "$W/eve" --src 127.0.3.1; then
     check "bad-frames: the node keeps serving node-3" "$(val legit_ok "$L")" -eq 1
     check "bad-frames: a truncated frame then close counts as malformed ($(val truncated_counted "$L"))" \
         "$(val truncated_counted "$L")" -ge 1
+
+fi
+
+# --- tls-close ---------------------------------------------------------------
+if run tls-close --as mallory --as-dir "$W/mallory" --src 127.0.7.1; then
+    check "tls-close: a TCP close without close_notify between records is not malformed" \
+        "$(val abrupt_close_sent "$L")" -eq 1 -a "$(val abrupt_close_counted "$L")" -eq 0
+    check "tls-close: a TLS record cut short then close is malformed ($(val truncated_record_counted "$L"))" \
+        "$(val truncated_record_sent "$L")" -eq 1 -a "$(val truncated_record_counted "$L")" -ge 1
 fi
 
 # --- replay ------------------------------------------------------------------
@@ -263,7 +274,10 @@ if run call-flood --as flood --as-dir "$W/flood" --src 127.0.5.1 --max-calls 200
         "$(val retry_after "$L")" != absent
     # The tool prints it: the flooder (on probation, its bucket about empty)
     # calls with `prozsec rpc call` until refused (bounded; 0.2 s apart, under
-    # the per-address connection rate of 127.0.0.1).
+    # the per-address connection rate of 127.0.0.1). On probation a
+    # connection is admitted with probability score/100 (0.25 here), so
+    # most attempts end at admission; 60 make missing a refusal unlikely
+    # (0.75^60).
     cat >"$W/flood.yaml" <<EOF2
 node:
   id: flood
@@ -280,12 +294,12 @@ auth:
       config: {ca_file: $W/ca/ca.crt, cert_file: $W/flood/node.crt}
 EOF2
     i=0; tool=""
-    while [ $i -lt 20 ]; do
+    while [ $i -lt 60 ]; do
         tool=$(timeout 20 "$PZ" rpc call --config "$W/flood.yaml" --peer "$addr" --node-id node-1 sys.ping 2>&1)
         case $tool in *rate_limited*) break ;; esac
         sleep 0.2; i=$((i + 1))
     done
-    echo "# prozsec rpc call: $tool"
+    echo "# prozsec rpc call (attempt $((i + 1))): $tool"
     check "call-flood: prozsec rpc call prints the retry hint" \
         "$(printf '%s' "$tool" | grep -c 'rate limited; retry after [0-9][0-9]* ms')" -ge 1
 fi
