@@ -705,7 +705,22 @@ static gboolean accept_cb(gint fd, GIOCondition cond, gpointer ud)
             pz_err_clear(&err);
             break;
         }
+        if (rc == PZ_EREFUSED) {
+            /* The transport took the connection and closed it itself (the
+             * tls plugin's pending-handshake cap): a refusal like the DoS
+             * chain's, and the listener is fine, so go on with the batch.
+             * The line starts the same each time (the listener, not the
+             * remote address), so core/logging.c summarises a flood of them. */
+            node->refused_pre++;
+            node->refused_transport++;
+            pz_log(LOG_SRC, PZ_LOG_NOTICE, "accept on %s: refused by the transport: %s", l->address,
+                   pz_err_msg(&err));
+            pz_err_clear(&err);
+            continue;
+        }
         if (rc < 0) {
+            /* The listener itself failed (EMFILE, ...): wait for the next
+             * wake-up rather than spin. */
             pz_log(LOG_SRC, PZ_LOG_WARNING, "accept on %s: %s", l->address, pz_err_msg(&err));
             pz_err_clear(&err);
             break;
@@ -1394,6 +1409,8 @@ char *pz_node_stats_text(pz_node *node)
     }
     g_string_append_printf(s, "prozsec_connections_refused_pre_handshake_total %" G_GUINT64_FORMAT "\n",
                            node->refused_pre);
+    g_string_append_printf(s, "prozsec_connections_refused_by_transport_total %" G_GUINT64_FORMAT "\n",
+                           node->refused_transport);
     if (node->gen->dos) {
         node_stats_refusals(node, s);
     }

@@ -177,7 +177,8 @@ struct pz_node {
     guint rotate_timer; /* E2E receiving-key rotation (server mode) */
     guint save_timer;   /* periodic save of DoS state (dos.save_interval) */
     uint64_t save_timer_ns; /* its period */
-    uint64_t refused_pre;
+    uint64_t refused_pre;       /* connections closed before the handshake (DoS chain or transport) */
+    uint64_t refused_transport; /* ... of them by the transport's accept (tls pending-handshake cap) */
     uint64_t relayed;
     void (*quit_cb)(void *ud);
     void *quit_ud;
