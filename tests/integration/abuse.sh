@@ -139,6 +139,7 @@ dos:
         adjustments: {malformed_frame: -4, rate_limited: -1, replay: -5, protocol_violation: -5}
   rate_limiters:
     - provider: token-bucket
+      method_costs: {sys.info: 40}
       config: {key: peer, capacity: 50, refill_per_second: 5}
 rpc:
   handshake_timeout: 2s
@@ -272,32 +273,14 @@ if run call-flood --as flood --as-dir "$W/flood" --src 127.0.5.1 --max-calls 200
     check "call-flood: node-3's calls unaffected" "$(val legit_ok "$L")" -eq 5
     check "call-flood: the refusal carries retry information (retry_after_ms $(val retry_after "$L"), message \"$(val limited_reason "$L")\")" \
         "$(val retry_after "$L")" != absent
-    # The tool prints it: the flooder (on probation, its bucket about empty)
-    # calls with `prozsec rpc call` until refused (bounded; 0.2 s apart, under
-    # the per-address connection rate of 127.0.0.1). On probation a
-    # connection is admitted with probability score/100 (0.25 here), so
-    # most attempts end at admission; 60 make missing a refusal unlikely
-    # (0.75^60).
-    cat >"$W/flood.yaml" <<EOF2
-node:
-  id: flood
-  type: client
-  data_dir: $W/flood
-  key_dir: $W/flood
-transports:
-  - provider: tls
-    config: {cert: $W/flood/node.crt, key: $W/flood/node.key, ca: $W/ca/ca.crt}
-auth:
-  chain:
-    - provider: cert-auth
-      control: sufficient
-      config: {ca_file: $W/ca/ca.crt, cert_file: $W/flood/node.crt}
-EOF2
+    # The tool prints it. sys.info costs 40 of a peer's 50 tokens here
+    # (method_costs), so node-3's second call within a few seconds is
+    # refused, with a retry hint (bounded: three calls).
     i=0; tool=""
-    while [ $i -lt 60 ]; do
-        tool=$(timeout 20 "$PZ" rpc call --config "$W/flood.yaml" --peer "$addr" --node-id node-1 sys.ping 2>&1)
+    while [ $i -lt 3 ]; do
+        tool=$(timeout 20 "$PZ" rpc call --config "$W/node-3.yaml" --peer "$addr" --node-id node-1 sys.info 2>&1)
         case $tool in *rate_limited*) break ;; esac
-        sleep 0.2; i=$((i + 1))
+        i=$((i + 1))
     done
     echo "# prozsec rpc call (attempt $((i + 1))): $tool"
     check "call-flood: prozsec rpc call prints the retry hint" \
