@@ -1425,6 +1425,7 @@ static int scenario_tls_close(void)
     kv("truncated_record_counted", "%.0f", trec_counted);
     kv("score", "%.1f", score);
     kv("status", "%s", status);
+    ident_clear(&me);
     return 0;
 }
 
