@@ -312,6 +312,13 @@ typedef struct pz_rpc_result {
 
 typedef void (*pz_rpc_done_fn)(const pz_rpc_result *result, void *user_data);
 
+/* The server's retry hint in a rate-limited RESULT: the "retry_after_ms"
+ * of the response data (docs/rpc-wire.md), in milliseconds; 0 when the
+ * server gave none or RESULT is not a rate_limited refusal. The hint is
+ * unauthenticated advice (rate-limited refusals are not signed). RESULT
+ * must be one the client passed to a pz_rpc_done_fn, during that call. */
+PZ_API uint32_t pz_rpc_result_retry_after_ms(const pz_rpc_result *result);
+
 PZ_API int pz_rpc_client_new(const pz_rpc_client_config *config, pz_rpc_client **out, GError **error);
 
 /* Fail every pending call with PZ_ECLOSED (callbacks run inside this
