@@ -63,24 +63,9 @@ struct pz_dos_conn {
     char *node_id, *node_type;
 };
 
-static const char *const behavior_names[PZ_BEHAVIOR__COUNT] = {
-    [PZ_BEHAVIOR_VALID_REQUEST] = "valid_request",
-    [PZ_BEHAVIOR_AUTH_FAILURE] = "auth_failure",
-    [PZ_BEHAVIOR_INVALID_SIGNATURE] = "invalid_signature",
-    [PZ_BEHAVIOR_REPLAY] = "replay",
-    [PZ_BEHAVIOR_RATE_LIMITED] = "rate_limited",
-    [PZ_BEHAVIOR_MALFORMED_FRAME] = "malformed_frame",
-    [PZ_BEHAVIOR_TIMEOUT] = "timeout",
-    [PZ_BEHAVIOR_HANDSHAKE_FAILURE] = "handshake_failure",
-    [PZ_BEHAVIOR_UNAUTHORIZED_METHOD] = "unauthorized_method",
-    [PZ_BEHAVIOR_STALE_TIMESTAMP] = "stale_timestamp",
-    [PZ_BEHAVIOR_PROTOCOL_VIOLATION] = "protocol_violation",
-    [PZ_BEHAVIOR_CONNECTION_FLOOD] = "connection_flood",
-};
-
 const char *pz_dos_behavior_name(pz_behavior behavior)
 {
-    return behavior > 0 && behavior < PZ_BEHAVIOR__COUNT ? behavior_names[behavior] : "?";
+    return pz_behavior_name(behavior);
 }
 
 const char *pz_dos_stage_name(pz_dos_stage stage)

@@ -133,6 +133,29 @@ typedef enum pz_behavior {
     PZ_BEHAVIOR__COUNT /* not a behaviour; values may be appended before it */
 } pz_behavior;
 
+/* The behaviour's name as used in configuration keys (reputation's
+ * `adjustments.<name>`), metric labels and logs: "valid_request",
+ * "auth_failure", ...; "?" for a value this header does not know. */
+static inline const char *pz_behavior_name(pz_behavior behavior)
+{
+    switch (behavior) {
+    case PZ_BEHAVIOR_VALID_REQUEST: return "valid_request";
+    case PZ_BEHAVIOR_AUTH_FAILURE: return "auth_failure";
+    case PZ_BEHAVIOR_INVALID_SIGNATURE: return "invalid_signature";
+    case PZ_BEHAVIOR_REPLAY: return "replay";
+    case PZ_BEHAVIOR_RATE_LIMITED: return "rate_limited";
+    case PZ_BEHAVIOR_MALFORMED_FRAME: return "malformed_frame";
+    case PZ_BEHAVIOR_TIMEOUT: return "timeout";
+    case PZ_BEHAVIOR_HANDSHAKE_FAILURE: return "handshake_failure";
+    case PZ_BEHAVIOR_UNAUTHORIZED_METHOD: return "unauthorized_method";
+    case PZ_BEHAVIOR_STALE_TIMESTAMP: return "stale_timestamp";
+    case PZ_BEHAVIOR_PROTOCOL_VIOLATION: return "protocol_violation";
+    case PZ_BEHAVIOR_CONNECTION_FLOOD: return "connection_flood";
+    case PZ_BEHAVIOR__COUNT: break;
+    }
+    return "?";
+}
+
 typedef struct pz_behavior_event {
     uint32_t struct_size;
     pz_behavior behavior;

@@ -86,21 +86,6 @@ typedef struct rep {
     int dirty;
 } rep;
 
-static const char *const behavior_keys[NBEHAVIOR] = {
-    [PZ_BEHAVIOR_VALID_REQUEST] = "valid_request",
-    [PZ_BEHAVIOR_AUTH_FAILURE] = "auth_failure",
-    [PZ_BEHAVIOR_INVALID_SIGNATURE] = "invalid_signature",
-    [PZ_BEHAVIOR_REPLAY] = "replay",
-    [PZ_BEHAVIOR_RATE_LIMITED] = "rate_limited",
-    [PZ_BEHAVIOR_MALFORMED_FRAME] = "malformed_frame",
-    [PZ_BEHAVIOR_TIMEOUT] = "timeout",
-    [PZ_BEHAVIOR_HANDSHAKE_FAILURE] = "handshake_failure",
-    [PZ_BEHAVIOR_UNAUTHORIZED_METHOD] = "unauthorized_method",
-    [PZ_BEHAVIOR_STALE_TIMESTAMP] = "stale_timestamp",
-    [PZ_BEHAVIOR_PROTOCOL_VIOLATION] = "protocol_violation",
-    [PZ_BEHAVIOR_CONNECTION_FLOOD] = "connection_flood",
-};
-
 static const double behavior_defaults[NBEHAVIOR] = {
     [PZ_BEHAVIOR_VALID_REQUEST] = 0.1,       [PZ_BEHAVIOR_AUTH_FAILURE] = -10,
     [PZ_BEHAVIOR_INVALID_SIGNATURE] = -20,   [PZ_BEHAVIOR_REPLAY] = -15,
@@ -398,7 +383,7 @@ static int parse(rep *r, const pz_conf *conf, pz_err *err)
     TRY(core->conf_map(conf, "adjustments", &m, err));
     for (int i = 1; i < NBEHAVIOR; i++) {
         char key[64];
-        snprintf(key, sizeof(key), "adjustments.%s", behavior_keys[i]);
+        snprintf(key, sizeof(key), "adjustments.%s", pz_behavior_name((pz_behavior)i));
         TRY(core->conf_double(conf, key, behavior_defaults[i], -100, 100, &r->adj[i], err));
     }
     TRY(core->conf_int(conf, "history_size", 16, 0, 4096, &v, err));
@@ -1141,7 +1126,7 @@ static void rep_on_behavior(void *state, const pz_behavior_event *ev)
         x = lookup(r, 'P', NULL, &p, now, 1);
     else
         return;
-    r->core->metric_add(r->core, "events", behavior_keys[ev->behavior], 1);
+    r->core->metric_add(r->core, "events", pz_behavior_name(ev->behavior), 1);
     if (!x) {
         r->core->metric_add(r->core, "events_dropped", NULL, 1);
         return;
@@ -1161,7 +1146,7 @@ static void rep_on_behavior(void *state, const pz_behavior_event *ev)
     if (r->auto_ban && next < r->th_blocked && !banned_at(x, now) && (x->kind == 'N' || r->ban_addresses)) {
         char why[64];
         snprintf(why, sizeof(why), "score %.1f below %g after %s", next, r->th_blocked,
-                 behavior_keys[ev->behavior]);
+                 pz_behavior_name(ev->behavior));
         ban_apply(r, x, 0, now, why);
     }
 }

@@ -335,6 +335,14 @@ static void test_behavior_bus(void **state)
     pz_dos_behavior(f.dos, NULL);
     assert_string_equal(pz_dos_behavior_name(PZ_BEHAVIOR_REPLAY), "replay");
     assert_string_equal(pz_dos_behavior_name((pz_behavior)99), "?");
+    assert_string_equal(pz_behavior_name((pz_behavior)0), "?");
+    /* Every behaviour has its own name, usable as a configuration key. */
+    for (int i = 1; i < PZ_BEHAVIOR__COUNT; i++) {
+        const char *n = pz_behavior_name((pz_behavior)i);
+        assert_true(strspn(n, "abcdefghijklmnopqrstuvwxyz_") == strlen(n) && n[0] != '\0');
+        for (int j = 1; j < i; j++)
+            assert_string_not_equal(n, pz_behavior_name((pz_behavior)j));
+    }
     assert_string_equal(pz_dos_stage_name(PZ_DOS_STAGE_REQUEST), "request");
     assert_string_equal(pz_dos_stage_name((pz_dos_stage)9), "?");
     fx_free(&f);
