@@ -35,6 +35,14 @@ typedef enum pz_rl_keymode {
     PZ_RLKEY_PEER_METHOD = 2, /* node id (or address) + method */
 } pz_rl_keymode;
 
+/* A rare case kept out of line, so the decision path saves no registers
+ * for it (gcc's noipa also stops it from being analysed back in). */
+#if defined(__clang__) || !defined(__GNUC__)
+#define PZ_RL_OUT_OF_LINE __attribute__((noinline))
+#else
+#define PZ_RL_OUT_OF_LINE __attribute__((noinline, noipa))
+#endif
+
 #define PZ_RL_NSTATUS 5 /* pz_peer_status values 0..4 */
 #define PZ_RL_DEFAULT_MAX_KEYS 1048576
 

@@ -5,37 +5,13 @@
 
 #include "siphash.h"
 
-#define ROTL(x, b) (uint64_t)(((x) << (b)) | ((x) >> (64 - (b))))
-
-#define SIPROUND                                                                                             \
-    do {                                                                                                     \
-        v0 += v1;                                                                                            \
-        v1 = ROTL(v1, 13);                                                                                   \
-        v1 ^= v0;                                                                                            \
-        v0 = ROTL(v0, 32);                                                                                   \
-        v2 += v3;                                                                                            \
-        v3 = ROTL(v3, 16);                                                                                   \
-        v3 ^= v2;                                                                                            \
-        v0 += v3;                                                                                            \
-        v3 = ROTL(v3, 21);                                                                                   \
-        v3 ^= v0;                                                                                            \
-        v2 += v1;                                                                                            \
-        v1 = ROTL(v1, 17);                                                                                   \
-        v1 ^= v2;                                                                                            \
-        v2 = ROTL(v2, 32);                                                                                   \
-    } while (0)
-
-static inline uint64_t load_le64(const uint8_t *p)
-{
-    return (uint64_t)p[0] | (uint64_t)p[1] << 8 | (uint64_t)p[2] << 16 | (uint64_t)p[3] << 24 |
-           (uint64_t)p[4] << 32 | (uint64_t)p[5] << 40 | (uint64_t)p[6] << 48 | (uint64_t)p[7] << 56;
-}
-
+/* The round (PZ_SIP_ROUND) and the little-endian load (pz__sip_le64) come
+ * from the header, shared with the inline one-shot pz__siphash13. */
 static inline void compress(pz_siphash *s, uint64_t m)
 {
     uint64_t v0 = s->v0, v1 = s->v1, v2 = s->v2, v3 = s->v3;
     v3 ^= m;
-    SIPROUND;
+    PZ_SIP_ROUND;
     v0 ^= m;
     s->v0 = v0;
     s->v1 = v1;
@@ -45,7 +21,7 @@ static inline void compress(pz_siphash *s, uint64_t m)
 
 void pz__siphash_init(pz_siphash *s, const uint8_t key[PZ_SIPHASH_KEY_LEN])
 {
-    uint64_t k0 = load_le64(key), k1 = load_le64(key + 8);
+    uint64_t k0 = pz__sip_le64(key), k1 = pz__sip_le64(key + 8);
     s->v0 = 0x736f6d6570736575ULL ^ k0;
     s->v1 = 0x646f72616e646f6dULL ^ k1;
     s->v2 = 0x6c7967656e657261ULL ^ k0;
@@ -69,7 +45,7 @@ void pz__siphash_update(pz_siphash *s, const void *data, size_t len)
         }
     }
     while (len >= 8) {
-        compress(s, load_le64(p));
+        compress(s, pz__sip_le64(p));
         p += 8;
         len -= 8;
     }
@@ -84,16 +60,16 @@ uint64_t pz__siphash_final(pz_siphash *s)
     uint64_t b = s->tail | (s->total & 0xff) << 56;
     compress(s, b);
     uint64_t v0 = s->v0, v1 = s->v1, v2 = s->v2 ^ 0xff, v3 = s->v3;
-    SIPROUND;
-    SIPROUND;
-    SIPROUND;
+    PZ_SIP_ROUND;
+    PZ_SIP_ROUND;
+    PZ_SIP_ROUND;
     return v0 ^ v1 ^ v2 ^ v3;
 }
 
 uint64_t pz__siphash_cd(unsigned c, unsigned d, const uint8_t key[PZ_SIPHASH_KEY_LEN], const void *data,
                         size_t len)
 {
-    uint64_t k0 = load_le64(key), k1 = load_le64(key + 8);
+    uint64_t k0 = pz__sip_le64(key), k1 = pz__sip_le64(key + 8);
     uint64_t v0 = 0x736f6d6570736575ULL ^ k0;
     uint64_t v1 = 0x646f72616e646f6dULL ^ k1;
     uint64_t v2 = 0x6c7967656e657261ULL ^ k0;
@@ -101,10 +77,10 @@ uint64_t pz__siphash_cd(unsigned c, unsigned d, const uint8_t key[PZ_SIPHASH_KEY
     const uint8_t *p = data;
     size_t left = len;
     for (; left >= 8; p += 8, left -= 8) {
-        uint64_t m = load_le64(p);
+        uint64_t m = pz__sip_le64(p);
         v3 ^= m;
         for (unsigned i = 0; i < c; i++)
-            SIPROUND;
+            PZ_SIP_ROUND;
         v0 ^= m;
     }
     uint64_t b = (uint64_t)len << 56;
@@ -112,11 +88,10 @@ uint64_t pz__siphash_cd(unsigned c, unsigned d, const uint8_t key[PZ_SIPHASH_KEY
         b |= (uint64_t)p[i] << (8 * i);
     v3 ^= b;
     for (unsigned i = 0; i < c; i++)
-        SIPROUND;
+        PZ_SIP_ROUND;
     v0 ^= b;
     v2 ^= 0xff;
     for (unsigned i = 0; i < d; i++)
-        SIPROUND;
+        PZ_SIP_ROUND;
     return v0 ^ v1 ^ v2 ^ v3;
 }
-

@@ -29,7 +29,6 @@ void pz__siphash_update(pz_siphash *s, const void *data, size_t len);
 /* The 64-bit hash of everything absorbed. S must not be used afterwards. */
 uint64_t pz__siphash_final(pz_siphash *s);
 
-
 #define PZ_SIP_ROTL(x, b) (uint64_t)(((x) << (b)) | ((x) >> (64 - (b))))
 #define PZ_SIP_ROUND                                                                                         \
     do {                                                                                                     \
@@ -76,17 +75,10 @@ static inline uint64_t pz__siphash13(const uint8_t key[PZ_SIPHASH_KEY_LEN], cons
         PZ_SIP_ROUND;
         v0 ^= m;
     }
-    uint64_t b = (uint64_t)len << 56;
-    switch (left) {
-    case 7: b |= (uint64_t)p[6] << 48; /* fall through */
-    case 6: b |= (uint64_t)p[5] << 40; /* fall through */
-    case 5: b |= (uint64_t)p[4] << 32; /* fall through */
-    case 4: b |= (uint64_t)p[3] << 24; /* fall through */
-    case 3: b |= (uint64_t)p[2] << 16; /* fall through */
-    case 2: b |= (uint64_t)p[1] << 8;  /* fall through */
-    case 1: b |= (uint64_t)p[0]; break;
-    case 0: break;
-    }
+    uint8_t tail[8] = {0}; /* the last LEFT < 8 bytes, zero-padded */
+    if (left)
+        memcpy(tail, p, left);
+    uint64_t b = (uint64_t)len << 56 | pz__sip_le64(tail);
     v3 ^= b;
     PZ_SIP_ROUND;
     v0 ^= b;

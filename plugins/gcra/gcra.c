@@ -211,15 +211,14 @@ out:
 }
 
 /* A key with no entry. Off the hot path (allow_fp). */
-static __attribute__((noinline, noipa)) int allow_new(gcra *g, uint64_t fp, const pz_rl_request *req,
-                                                      pz_rl_decision *out)
+static PZ_RL_OUT_OF_LINE int allow_new(gcra *g, uint64_t fp, const pz_rl_request *req, pz_rl_decision *out)
 {
     return decide(g, fp, &g->s.per[pz__rl_status(req)], NULL, req, out);
 }
 
 /* A known key whose request does not simply pass. Off the hot path. */
-static __attribute__((noinline, noipa)) int allow_slow(const struct gcra_per *ps, uint64_t *e,
-                                                       const pz_rl_request *req, pz_rl_decision *out)
+static PZ_RL_OUT_OF_LINE int allow_slow(const struct gcra_per *ps, uint64_t *e, const pz_rl_request *req,
+                                        pz_rl_decision *out)
 {
     return decide(NULL, 0, ps, e, req, out);
 }
@@ -251,7 +250,7 @@ static inline __attribute__((always_inline)) int allow_fp(gcra *g, uint64_t fp, 
 }
 
 /* Any key (tagged composite keys, peer ids longer than 16 bytes). */
-static __attribute__((noinline, noipa)) int allow_key(gcra *g, const pz_rl_request *req, pz_rl_decision *out)
+static PZ_RL_OUT_OF_LINE int allow_key(gcra *g, const pz_rl_request *req, pz_rl_decision *out)
 {
     return allow_fp(g, pz__rl_fp(pz__rl_key_hash(&g->keys, g->s.c.key, req)), req, out);
 }

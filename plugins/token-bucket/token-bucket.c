@@ -240,8 +240,7 @@ static inline __attribute__((always_inline)) void decide(const tb_settings *s, u
 }
 
 /* A key with no entry: insert one, full, and decide. Off the hot path. */
-static __attribute__((noinline, noipa)) int allow_new(tb *b, uint64_t fp, const pz_rl_request *req,
-                                                      pz_rl_decision *out)
+static PZ_RL_OUT_OF_LINE int allow_new(tb *b, uint64_t fp, const pz_rl_request *req, pz_rl_decision *out)
 {
     unsigned st = pz__rl_status(req);
     uint64_t *e;
@@ -256,8 +255,8 @@ static __attribute__((noinline, noipa)) int allow_new(tb *b, uint64_t fp, const 
 
 /* A known key whose request does not simply pass (see allow_fp): the
  * general decision. Off the hot path. */
-static __attribute__((noinline, noipa)) int allow_slow(const tb *b, uint64_t *e, const pz_rl_request *req,
-                                                       pz_rl_decision *out)
+static PZ_RL_OUT_OF_LINE int allow_slow(const tb *b, uint64_t *e, const pz_rl_request *req,
+                                        pz_rl_decision *out)
 {
     unsigned st = pz__rl_status(req);
     uint64_t now = req->now_ns, last2 = now > e[1] ? now : e[1];
@@ -296,8 +295,7 @@ static inline __attribute__((always_inline)) int allow_fp(tb *b, uint64_t fp, co
 }
 
 /* Any key (tagged composite keys, peer ids longer than 16 bytes). */
-static __attribute__((noinline, noipa)) int allow_general(tb *b, const pz_rl_request *req,
-                                                          pz_rl_decision *out)
+static PZ_RL_OUT_OF_LINE int allow_general(tb *b, const pz_rl_request *req, pz_rl_decision *out)
 {
     return allow_fp(b, pz__rl_fp(pz__rl_key_hash(&b->keys, b->s.c.key, req)), req, out);
 }
