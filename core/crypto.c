@@ -127,6 +127,16 @@ int pz_sha256(const pz_iov *iov, size_t n, uint8_t out[PZ_SHA256_LEN])
     return gcry_md_hash_buffers(GCRY_MD_SHA256, 0, out, g, (int)n) ? PZ_ECRYPTO : 0;
 }
 
+/* Absorb the pieces into the keyed CTX, write the MAC, wipe CTX. */
+static void hmac_finish(struct hmac_sha256_ctx *ctx, const pz_iov *iov, size_t n, uint8_t out[PZ_SHA256_LEN])
+{
+    for (size_t i = 0; i < n; i++)
+        if (iov[i].len)
+            hmac_sha256_update(ctx, iov[i].len, iov[i].base);
+    hmac_sha256_digest(ctx, PZ_SHA256_LEN, out);
+    pz_crypto_wipe(ctx, sizeof(*ctx));
+}
+
 int pz_hmac_sha256(const void *key, size_t key_len, const pz_iov *iov, size_t n, uint8_t out[PZ_SHA256_LEN])
 {
     struct hmac_sha256_ctx ctx;
@@ -137,11 +147,7 @@ int pz_hmac_sha256(const void *key, size_t key_len, const pz_iov *iov, size_t n,
      * wipe the key-dependent state ourselves (docs/internals/crypto.md has
      * the measurements behind taking HMAC from nettle). */
     hmac_sha256_set_key(&ctx, key_len, key_len ? key : (const void *)"");
-    for (size_t i = 0; i < n; i++)
-        if (iov[i].len)
-            hmac_sha256_update(&ctx, iov[i].len, iov[i].base);
-    hmac_sha256_digest(&ctx, PZ_SHA256_LEN, out);
-    pz_crypto_wipe(&ctx, sizeof(ctx));
+    hmac_finish(&ctx, iov, n, out);
     return 0;
 }
 
@@ -184,11 +190,7 @@ static int hmac_key_run(const pz_hmac_key *key, const pz_iov *iov, size_t n, uin
     if (!key || n > PZ_IOV_MAX || (n && !iov))
         return PZ_EINVAL;
     memcpy(&ctx, &key->ready, sizeof(ctx));
-    for (size_t i = 0; i < n; i++)
-        if (iov[i].len)
-            hmac_sha256_update(&ctx, iov[i].len, iov[i].base);
-    hmac_sha256_digest(&ctx, PZ_SHA256_LEN, out);
-    pz_crypto_wipe(&ctx, sizeof(ctx));
+    hmac_finish(&ctx, iov, n, out);
     return 0;
 }
 
