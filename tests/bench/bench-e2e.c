@@ -34,6 +34,7 @@
 #include "crypto.h"
 #include "err.h"
 #include "nodekeys.h"
+#include "../testutil.h"
 
 #define MSG_LEN 1024
 #define ROUNDS 7
@@ -62,22 +63,6 @@ static double median(double *v, int n)
 {
     qsort(v, (size_t)n, sizeof(*v), cmp_double);
     return n % 2 ? v[n / 2] : (v[n / 2 - 1] + v[n / 2]) / 2;
-}
-
-static void rm_rf(const char *path)
-{
-    GDir *d = g_dir_open(path, 0, NULL);
-    if (d) {
-        const char *name;
-        while ((name = g_dir_read_name(d))) {
-            g_autofree char *p = g_build_filename(path, name, NULL);
-            rm_rf(p);
-        }
-        g_dir_close(d);
-        g_rmdir(path);
-    } else {
-        g_unlink(path);
-    }
 }
 
 static void die(const char *what)
@@ -246,7 +231,7 @@ static void e2e_free(e2e_state *s)
 {
     pz_e2e_free(s->alice);
     pz_e2e_free(s->bob);
-    rm_rf(s->tmp);
+    pz_test_rm_rf(s->tmp);
     g_free(s->tmp);
 }
 

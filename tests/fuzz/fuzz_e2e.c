@@ -22,6 +22,7 @@
 
 #include "e2e.h"
 #include "nodekeys.h"
+#include "../testutil.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 int LLVMFuzzerInitialize(int *argc, char ***argv);
@@ -61,29 +62,13 @@ static pz_e2e *make_node(const char *id, uint8_t sign_byte, uint8_t e2e_byte)
     return e;
 }
 
-static void rm_rf(const char *path)
-{
-    GDir *d = g_dir_open(path, 0, NULL);
-    if (d) {
-        const char *name;
-        while ((name = g_dir_read_name(d))) {
-            g_autofree char *p = g_build_filename(path, name, NULL);
-            rm_rf(p);
-        }
-        g_dir_close(d);
-        g_rmdir(path);
-    } else {
-        g_unlink(path);
-    }
-}
-
 static void cleanup(void)
 {
     pz_e2e_free(alice);
     pz_e2e_free(bob);
     pz_verify_key_free(bob_verify);
     if (tmp)
-        rm_rf(tmp);
+        pz_test_rm_rf(tmp);
     g_free(tmp);
 }
 

@@ -23,6 +23,7 @@
 #include "nodekeys.h"
 #include "pki.h"
 #include "replay.h"
+#include "../testutil.h"
 
 #define SEC G_GUINT64_CONSTANT(1000000000)
 #define MS G_GUINT64_CONSTANT(1000000)
@@ -38,22 +39,6 @@ typedef struct fixture {
     char *tmp;
     node alice, bob, carol;
 } fixture;
-
-static void rm_rf(const char *path)
-{
-    GDir *d = g_dir_open(path, 0, NULL);
-    if (d) {
-        const char *name;
-        while ((name = g_dir_read_name(d))) {
-            g_autofree char *p = g_build_filename(path, name, NULL);
-            rm_rf(p);
-        }
-        g_dir_close(d);
-        g_rmdir(path);
-    } else {
-        g_unlink(path);
-    }
-}
 
 static void node_make(fixture *f, node *n, const char *id, const pz_e2e_options *opts)
 {
@@ -103,7 +88,7 @@ static int teardown(void **state)
         pz_e2e_free(nodes[i]->e2e);
         g_free(nodes[i]->dir);
     }
-    rm_rf(f->tmp);
+    pz_test_rm_rf(f->tmp);
     g_free(f->tmp);
     g_free(f);
     return 0;

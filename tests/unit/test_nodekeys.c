@@ -18,22 +18,7 @@
 
 #include "err.h"
 #include "nodekeys.h"
-
-static void rm_rf(const char *path)
-{
-    GDir *d = g_dir_open(path, 0, NULL);
-    if (d) {
-        const char *name;
-        while ((name = g_dir_read_name(d))) {
-            g_autofree char *p = g_build_filename(path, name, NULL);
-            rm_rf(p);
-        }
-        g_dir_close(d);
-        g_rmdir(path);
-    } else {
-        g_unlink(path);
-    }
-}
+#include "../testutil.h"
 
 static int setup(void **state)
 {
@@ -47,7 +32,7 @@ static int setup(void **state)
 
 static int teardown(void **state)
 {
-    rm_rf(*state);
+    pz_test_rm_rf(*state);
     g_free(*state);
     return 0;
 }

@@ -22,27 +22,12 @@
 #include "certfix.h"
 #include "certval.h"
 #include "pki.h"
+#include "../testutil.h"
 
 #define DAY 86400
 
 static char *tmp_root;
 static int64_t now;
-
-static void rm_rf(const char *path)
-{
-    GDir *d = g_dir_open(path, 0, NULL);
-    if (d) {
-        const char *name;
-        while ((name = g_dir_read_name(d))) {
-            g_autofree char *p = g_build_filename(path, name, NULL);
-            rm_rf(p);
-        }
-        g_dir_close(d);
-        g_rmdir(path);
-    } else {
-        g_unlink(path);
-    }
-}
 
 static int group_setup(void **state)
 {
@@ -57,7 +42,7 @@ static int group_setup(void **state)
 static int group_teardown(void **state)
 {
     (void)state;
-    rm_rf(tmp_root);
+    pz_test_rm_rf(tmp_root);
     g_free(tmp_root);
     gnutls_global_deinit();
     return 0;
