@@ -46,6 +46,7 @@
 #include "e2e.h"
 #include "err.h"
 #include "nodekeys.h"
+#include "../testutil.h"
 
 /* Upper bound on N, far above any run here: a loop that never completes
  * is a bug of its own. */
@@ -327,23 +328,6 @@ static void peer_new(peer *p, const char *top, const char *id)
     pz_err_clear(&err);
 }
 
-static void rmtree(const char *dir)
-{
-    GDir *d = g_dir_open(dir, 0, NULL);
-    const char *name;
-    while (d && (name = g_dir_read_name(d))) {
-        char *p = g_build_filename(dir, name, NULL);
-        if (g_file_test(p, G_FILE_TEST_IS_DIR))
-            rmtree(p);
-        else
-            g_unlink(p);
-        g_free(p);
-    }
-    if (d)
-        g_dir_close(d);
-    g_rmdir(dir);
-}
-
 static void e2e_torture(int sealed_sender)
 {
     GError *ge = NULL;
@@ -402,7 +386,7 @@ static void e2e_torture(int sealed_sender)
     }
     pz_e2e_free(alice.e2e);
     pz_e2e_free(bob.e2e);
-    rmtree(top);
+    pz_test_rm_rf(top);
     g_free(top);
 }
 

@@ -23,6 +23,7 @@
 
 #include "crypto.h"
 #include "psk-token.h"
+#include "../testutil.h"
 
 static const pz_auth_provider *table;
 static char *tmpdir;
@@ -46,23 +47,6 @@ static void write_key(const char *name, const char *text, int mode)
     assert_true(g_file_set_contents(p, text, -1, NULL));
     assert_int_equal(g_chmod(p, mode), 0);
     g_free(p);
-}
-
-static void rm_tree(const char *dir)
-{
-    GDir *d = g_dir_open(dir, 0, NULL);
-    const char *name;
-    while (d && (name = g_dir_read_name(d))) {
-        char *p = g_build_filename(dir, name, NULL);
-        if (g_file_test(p, G_FILE_TEST_IS_DIR))
-            rm_tree(p);
-        else
-            g_unlink(p);
-        g_free(p);
-    }
-    if (d)
-        g_dir_close(d);
-    g_rmdir(dir);
 }
 
 static int setup(void **state)
@@ -96,7 +80,7 @@ static int setup(void **state)
 static int teardown(void **state)
 {
     (void)state;
-    rm_tree(tmpdir);
+    pz_test_rm_rf(tmpdir);
     g_free(tmpdir);
     return 0;
 }

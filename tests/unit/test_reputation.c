@@ -25,6 +25,7 @@
 #include <prozsec/plugintest.h>
 
 #include "../../plugins/reputation/reputation.h"
+#include "../testutil.h"
 
 #define S 1000000000ull
 #define MINUTE (60 * S)
@@ -493,20 +494,6 @@ static char *tmpdir(void)
     return d;
 }
 
-static void rmtree(const char *dir)
-{
-    GDir *d = g_dir_open(dir, 0, NULL);
-    const char *name;
-    while (d && (name = g_dir_read_name(d))) {
-        char *p = g_build_filename(dir, name, NULL);
-        g_unlink(p);
-        g_free(p);
-    }
-    if (d)
-        g_dir_close(d);
-    g_rmdir(dir);
-}
-
 static char *conf_with_dir(const char *dir, const char *extra)
 {
     return g_strdup_printf("data_dir: \"%s\"\nban: {duration: 1h}\nadjustments: {replay: -45}\n%s", dir,
@@ -583,7 +570,7 @@ static void test_persist_across_restart(void **state)
     assert_int_equal(access(tmp, F_OK), -1);
     assert_int_equal(access(db, F_OK), 0);
     g_free(tmp);
-    rmtree(dir);
+    pz_test_rm_rf(dir);
     g_free(dir);
     g_free(yaml);
     g_free(db);
@@ -672,7 +659,7 @@ static void test_torn_files_never_load(void **state)
     fx_open(&f, yaml);
     assert_int_equal(pz__rep_records(f.st), 10);
     fx_free(&f);
-    rmtree(dir);
+    pz_test_rm_rf(dir);
     g_free(good);
     g_free(dir);
     g_free(yaml);
@@ -694,7 +681,7 @@ static void test_flush_errors(void **state)
     assert_int_equal(access(db, F_OK), -1);
     ev(&f, PZ_BEHAVIOR_TIMEOUT, "x", NULL, S);
     /* The directory vanished: PZ_EIO naming the file and the step. */
-    rmtree(dir);
+    pz_test_rm_rf(dir);
     assert_int_equal(rp()->flush(f.st, pz_mock_err(f.m)), PZ_EIO);
     assert_non_null(strstr(pz_mock_err_msg(f.m), PZ_REP_TMP_FILE ": open: No such file or directory"));
     /* destroy tries once more and only logs. */
@@ -723,7 +710,7 @@ static void test_ban_save_fails(void **state)
     fx f;
     fx_new(&f, yaml);
     uint64_t t = PZ_MOCK_MONOTONIC_START_NS;
-    rmtree(dir);
+    pz_test_rm_rf(dir);
     assert_int_equal(rp()->ban(f.st, "node-9", HOUR, t, pz_mock_err(f.m)), 0);
     assert_true(pz_mock_log_contains(f.m, "ban of node-9 is in force but not saved"));
     assert_true(pz_mock_log_contains(f.m, PZ_REP_TMP_FILE ": open: No such file or directory"));
@@ -740,7 +727,7 @@ static void test_ban_save_fails(void **state)
     fx_new(&f, yaml);
     assert_int_equal(status(&f, "node-9", t), PZ_STATUS_BLOCKED);
     fx_free(&f);
-    rmtree(dir);
+    pz_test_rm_rf(dir);
     g_free(db);
     g_free(dir);
     g_free(yaml);

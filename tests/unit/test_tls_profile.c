@@ -35,6 +35,7 @@
 #include "../../plugins/tls/profile.h"
 #include "certfix.h"
 #include "pki.h"
+#include "../testutil.h"
 
 /* ------------------------------------------------------------------------ */
 /* Suite names */
@@ -390,27 +391,10 @@ static int setup(void **state)
     return 0;
 }
 
-static void rm_tree(const char *dir)
-{
-    GDir *d = g_dir_open(dir, 0, NULL);
-    const char *name;
-    while (d && (name = g_dir_read_name(d))) {
-        char *p = g_build_filename(dir, name, NULL);
-        if (g_file_test(p, G_FILE_TEST_IS_DIR))
-            rm_tree(p);
-        else
-            g_unlink(p);
-        g_free(p);
-    }
-    if (d)
-        g_dir_close(d);
-    g_rmdir(dir);
-}
-
 static int teardown(void **state)
 {
     fixture *f = *state;
-    rm_tree(f->dir);
+    pz_test_rm_rf(f->dir);
     g_free(f->dir);
     pz_mock_free(f->m);
     free(f);
