@@ -322,8 +322,9 @@ static void put_le(uint8_t *p, uint64_t v, unsigned n)
         p[i] = (uint8_t)(v >> (8 * i));
 }
 
-/* Start a frame in OUT: header placeholder, then (yyv)'s version, kind and
- * padding. Returns the envelope's start. */
+/* Start a frame in OUT: the length header (zero until frame_finish knows
+ * the length), then (yyv)'s version, kind and padding. Returns the
+ * envelope's start. */
 static size_t frame_begin(GByteArray *out, guint8 kind)
 {
     uint8_t hdr[PZ_FRAME_HDR + 8] = {0};
