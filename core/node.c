@@ -758,7 +758,7 @@ static void listener_free(node_listener *l)
 /* ------------------------------------------------------------------------ */
 /* RPC hooks                                                                 */
 
-/* The server's rate-limit hook (pz__rpc_rate_limit_fn): the DoS chain's
+/* The server's rate-limit hook (pz_rpc_server_hooks.rate_limit_retry): the DoS chain's
  * verdict, with the refusing limiter's retry-after (rounded up to whole
  * milliseconds) for the response. */
 static int hook_rate_limit(void *ud, const pz_identity *peer, const pz_addr *addr, const char *method,
@@ -997,6 +997,7 @@ int pz_node_new(const char *config_path, pz_node_mode mode, pz_node **out, pz_er
         }
         pz_rpc_server_hooks sh = {
             .struct_size = sizeof(sh),
+            .rate_limit_retry = hook_rate_limit,
             .authorize = hook_authorize,
             .behavior = hook_behavior,
             .call_done = hook_call_done,
@@ -1020,7 +1021,6 @@ int pz_node_new(const char *config_path, pz_node_mode mode, pz_node **out, pz_er
             g_clear_error(&ge);
             goto fail;
         }
-        pz__rpc_server_set_rate_limit(node->server, hook_rate_limit);
         if ((rc = node_methods_register(node, err)) < 0)
             goto fail;
         pz_dos_install(node->gen->dos);

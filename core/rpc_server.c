@@ -192,7 +192,6 @@ struct pz_rpc_server {
     const pz_rpc_key *key;
     GMainContext *ctx;
     pz_rpc_server_hooks hooks;
-    pz__rpc_rate_limit_fn rate_limit_retry; /* replaces hooks.rate_limit when set */
     pz_audit_log *audit;
     uint64_t skew_ns;
     size_t max_frame;
@@ -471,12 +470,12 @@ static void handle_request(pz_rpc_conn *c, pz_wire_request *req)
     uint32_t cost = m ? m->cost : 1;
 
     /* 1. Rate limiters, before any crypto. */
-    if (s->rate_limit_retry || s->hooks.rate_limit) {
+    if (s->hooks.rate_limit_retry || s->hooks.rate_limit) {
         int allowed = 1;
         uint32_t retry_ms = 0;
         uint64_t now_mono = (uint64_t)arrival * 1000u;
-        int hrc = s->rate_limit_retry
-                      ? s->rate_limit_retry(s->hooks.ud, &c->id, &c->addr, req->method, cost, now_mono, &allowed,
+        int hrc = s->hooks.rate_limit_retry
+                      ? s->hooks.rate_limit_retry(s->hooks.ud, &c->id, &c->addr, req->method, cost, now_mono, &allowed,
                                             &retry_ms)
                       : s->hooks.rate_limit(s->hooks.ud, &c->id, &c->addr, req->method, cost, now_mono, &allowed);
         if (hrc != 0)
@@ -683,11 +682,6 @@ PZ_API int pz_rpc_server_new(const pz_rpc_server_config *cfg, pz_rpc_server **ou
     g_source_attach(&s->timer->source, s->ctx);
     *out = s;
     return 0;
-}
-
-void pz__rpc_server_set_rate_limit(pz_rpc_server *s, pz__rpc_rate_limit_fn fn)
-{
-    s->rate_limit_retry = fn;
 }
 
 PZ_API void pz_rpc_server_free(pz_rpc_server *s)

@@ -33,18 +33,4 @@ int pz_replay_cache_check(pz_replay_cache *cache, const char *caller, const uint
 
 size_t pz_replay_cache_size(const pz_replay_cache *cache);
 
-/* A rate-limit hook that can say when to come back: like
- * pz_rpc_server_hooks.rate_limit (same arguments, called with hooks.ud),
- * plus *RETRY_AFTER_MS (0 on entry) to set when it refuses: the time until
- * the request would pass, 0 when unknown. The server answers a refusal
- * with data {"retry_after_ms": <u>} when it is non-zero
- * (docs/rpc-wire.md). */
-typedef int (*pz__rpc_rate_limit_fn)(void *ud, const pz_identity *peer, const pz_addr *addr, const char *method,
-                                     uint32_t cost, uint64_t now_ns, int *allowed, uint32_t *retry_after_ms);
-
-/* Use FN instead of hooks.rate_limit for SERVER's requests (NULL: back to
- * hooks.rate_limit). An internal extension until the public hooks table
- * grows a member for it. Call from the server's thread. */
-void pz__rpc_server_set_rate_limit(pz_rpc_server *server, pz__rpc_rate_limit_fn fn);
-
 #endif /* PZ_CORE_RPC_SERVER_H */

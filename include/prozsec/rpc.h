@@ -160,6 +160,14 @@ typedef struct pz_rpc_server_hooks {
     /* Wall clock in ns since the epoch (tests); NULL: g_get_real_time(). */
     uint64_t (*realtime_ns)(void *ud);
     void *ud;
+    /* Appended (check struct_size): a rate-limit hook that can say when to
+     * come back. Like rate_limit, plus *RETRY_AFTER_MS (0 on entry) to set
+     * when it refuses: the time until the request would pass, 0 when
+     * unknown. The server answers such a refusal with data
+     * {"retry_after_ms": <u>} (docs/rpc-wire.md). Used instead of
+     * rate_limit when set. */
+    int (*rate_limit_retry)(void *ud, const pz_identity *peer, const pz_addr *addr, const char *method,
+                            uint32_t cost, uint64_t now_ns, int *allowed, uint32_t *retry_after_ms);
 } pz_rpc_server_hooks;
 
 typedef struct pz_rpc_server_config {

@@ -245,6 +245,9 @@ static int make_client(fx *f, size_t max_conns, size_t max_in_flight)
     return pz_rpc_client_new(&cc, &f->client, NULL);
 }
 
+/* setup_retry: the fixture's server uses the rate_limit_retry hook. */
+static int use_retry_hook;
+
 static int setup(void **state)
 {
     fx *f = g_new0(fx, 1);
@@ -264,6 +267,7 @@ static int setup(void **state)
         .behavior = on_behavior,
         .conn_closed = on_conn_closed,
         .ud = f,
+        .rate_limit_retry = use_retry_hook ? on_rate_retry : NULL,
     };
     pz_rpc_server_config sc = {
         .struct_size = sizeof(sc),
@@ -289,6 +293,14 @@ static int setup(void **state)
     assert_int_equal(pz_verify_key_new(f->srv.pub, &f->srv_pub), 0);
     *state = f;
     return 0;
+}
+
+static int setup_retry(void **state)
+{
+    use_retry_hook = 1;
+    int rc = setup(state);
+    use_retry_hook = 0;
+    return rc;
 }
 
 static int teardown(void **state)
@@ -1054,7 +1066,6 @@ static void test_oversized_request(void **state)
 static void test_rate_limited_retry_hint(void **state)
 {
     fx *f = *state;
-    pz__rpc_server_set_rate_limit(f->server, on_rate_retry);
     f->rate_deny = 1;
     f->rate_retry_ms = 1234;
     raw_open(f);
@@ -1217,7 +1228,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_connect_failure, setup, teardown),
         cmocka_unit_test_setup_teardown(test_bad_inputs, setup, teardown),
         cmocka_unit_test_setup_teardown(test_oversized_request, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_rate_limited_retry_hint, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_rate_limited_retry_hint, setup_retry, teardown),
         cmocka_unit_test_setup_teardown(test_retry_hint_bad_data, setup, teardown),
         cmocka_unit_test(test_replay_cache),
     };
