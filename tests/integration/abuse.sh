@@ -21,8 +21,7 @@
 #
 # Abusive connections come from other 127.0.0.0/8 addresses than the
 # legitimate peer's 127.0.0.1. Everything started is stopped by its pid;
-# every wait is bounded. A check marked "xfail" is a known daemon bug (see
-# docs/security-model.md, threat table): it is reported, not counted.
+# every wait is bounded.
 set -u
 : "${top_builddir:=$(pwd)}"
 PZ="$top_builddir/prozsec"
@@ -33,37 +32,14 @@ export PROZSEC_PLUGIN_PATH
 for b in "$PZ" "$PZD" "$AC"; do [ -x "$b" ] || { echo "ERROR: $b is not built"; exit 99; }; done
 
 work=$(mktemp -d "${TMPDIR:-/tmp}/pz-abuse.XXXXXX") || exit 99
+. "$(dirname "$0")/checks.sh"
 daemon_pid=""
-fails=0
-xfails=0
 cleanup() {
-    if [ -n "$daemon_pid" ]; then
-        kill "$daemon_pid" 2>/dev/null
-        i=0
-        while kill -0 "$daemon_pid" 2>/dev/null && [ $i -lt 100 ]; do sleep 0.1; i=$((i + 1)); done
-        kill -9 "$daemon_pid" 2>/dev/null
-        wait "$daemon_pid" 2>/dev/null
-    fi
+    stop_pid "$daemon_pid"
     if [ "$fails" -eq 0 ]; then rm -rf "$work"; else echo "# work directory kept: $work"; fi
 }
 trap cleanup EXIT
 trap 'exit 99' INT TERM
-
-ok() { echo "ok - $1"; }
-fail() { echo "not ok - $1"; fails=$((fails + 1)); }
-check() { # check NAME CONDITION...: the condition is a test(1) expression
-    name=$1; shift
-    if [ "$@" ]; then ok "$name"; else fail "$name"; fi
-}
-xfail() { # xfail NAME WHY CONDITION...: a known bug; an unexpected pass is reported
-    name=$1; why=$2; shift 2
-    if [ "$@" ]; then echo "ok - $name (XPASS: the known bug is fixed; turn this back into a check)"
-    else echo "xfail - $name: $why"; xfails=$((xfails + 1)); fi
-}
-# val KEY LINE: the value of KEY=... in an ABUSE line (quotes removed)
-val() {
-    printf '%s\n' "$2" | sed -n "s/.* $1=\"\([^\"]*\)\".*/\1/p; t; s/.* $1=\([^ ]*\).*/\1/p"
-}
 
 # Abusive clients bind to other loopback addresses: skip where that fails.
 if ! "$AC" bind-check --src 127.0.1.2 >/dev/null 2>&1; then
@@ -298,6 +274,6 @@ check "prozsecd stopped cleanly on SIGTERM (status $st)" "$st" -eq 0
 if grep -q "Sanitizer\|runtime error" "$W/node-1.log"; then
     fail "sanitizer report in the daemon's log"; grep -A20 "Sanitizer\|runtime error" "$W/node-1.log" | sed 's/^/#   /'
 fi
-echo "# $fails failed, $xfails expected failures"
+echo "# $fails failed"
 [ "$fails" -eq 0 ] || { sed 's/^/# log: /' "$W/node-1.log" | tail -n 40; exit 1; }
 exit 0

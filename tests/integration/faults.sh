@@ -35,15 +35,7 @@ work=$(mktemp -d "${TMPDIR:-/tmp}/pz-faults.XXXXXX") || exit 99
 W="$work"
 pid=""
 bg=""
-fails=0
-stop_pid() { # stop_pid PID: TERM, bounded wait, KILL
-    [ -n "$1" ] || return 0
-    kill "$1" 2>/dev/null
-    i=0
-    while kill -0 "$1" 2>/dev/null && [ $i -lt 100 ]; do sleep 0.1; i=$((i + 1)); done
-    kill -9 "$1" 2>/dev/null
-    wait "$1" 2>/dev/null
-}
+. "$(dirname "$0")/checks.sh"
 cleanup() {
     stop_pid "$bg"
     stop_pid "$pid"
@@ -52,16 +44,6 @@ cleanup() {
 trap cleanup EXIT
 trap 'exit 99' INT TERM
 
-ok() { echo "ok - $1"; }
-fail() { echo "not ok - $1"; fails=$((fails + 1)); }
-check() { name=$1; shift; if [ "$@" ]; then ok "$name"; else fail "$name"; fi; }
-xfails=0
-xfail() { # xfail NAME WHY CONDITION...: a known bug; an unexpected pass is reported
-    name=$1; why=$2; shift 2
-    if [ "$@" ]; then echo "ok - $name (XPASS: the known bug is fixed; turn this back into a check)"
-    else echo "xfail - $name: $why"; xfails=$((xfails + 1)); fi
-}
-val() { printf '%s\n' "$2" | sed -n "s/.* $1=\"\([^\"]*\)\".*/\1/p; t; s/.* $1=\([^ ]*\).*/\1/p"; }
 is_asan() { ldd "$PZD" 2>/dev/null | grep -q libasan; }
 
 # --- PKI and configuration ---------------------------------------------------
@@ -363,6 +345,6 @@ for f in "$W"/*.log; do
         fail "sanitizer report in $(basename "$f")"; grep -A20 "Sanitizer\|runtime error" "$f" | sed 's/^/#   /'
     fi
 done
-echo "# $fails failed, $xfails expected failures"
+echo "# $fails failed"
 [ "$fails" -eq 0 ] || exit 1
 exit 0
